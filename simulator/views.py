@@ -1,0 +1,5 @@
+from django.shortcuts import render
+
+
+def worlds_index(request):
+    return render(request, "simulator/worlds.html", {"section": "simulator"})
