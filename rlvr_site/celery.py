@@ -9,7 +9,7 @@ queue without touching this file.
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlvr_site.settings")
 
@@ -17,8 +17,15 @@ app = Celery("rlvr_site")
 # Broker URL, its transport options and the result backend come from settings (environment).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=(Queue("rollout"), Queue("train")),
+    # Each queue has its own exchange and routing key: a queue declared without them would be
+    # bound to the default exchange and receive the other queue's messages too.
+    task_queues=(
+        Queue("rollout", Exchange("rollout", type="direct"), routing_key="rollout"),
+        Queue("train", Exchange("train", type="direct"), routing_key="train"),
+    ),
     task_default_queue="rollout",
+    task_default_exchange="rollout",
+    task_default_routing_key="rollout",
     task_routes={
         "*.rollout_*": {"queue": "rollout"},
         "*.train_*": {"queue": "train"},

@@ -13,8 +13,15 @@ from rlvr_site.celery import app
 
 def test_tasks_are_routed_to_their_queue_by_name():
     router = app.amqp.router
-    assert router.route({}, "experiments.tasks.rollout_probe")["queue"].name == "rollout"
-    assert router.route({}, "experiments.tasks.train_probe")["queue"].name == "train"
+    for task, queue in [
+        ("experiments.tasks.rollout_probe", "rollout"),
+        ("experiments.tasks.train_probe", "train"),
+    ]:
+        route = router.route({}, task)["queue"]
+        assert route.name == queue
+        # its own exchange and key, so no other queue receives its messages
+        assert route.exchange.name == queue
+        assert route.routing_key == queue
 
 
 def test_delivery_is_at_least_once_one_message_at_a_time():
@@ -30,6 +37,24 @@ def test_a_chord_runs_end_to_end_on_a_real_worker(celery_worker):
     assert result["indexes"] == [0, 1, 2, 3, 4]
     assert all(name.startswith("test@") for name in result["rollout_workers"])
     assert result["train_worker"].startswith("test@")
+
+
+def test_rollout_and_train_tasks_reach_the_workers_of_their_own_queue(transactional_db):
+    from tests.workers import start_worker, stop_worker, wait_for_ping
+
+    app.control.purge()
+    rollout, train = start_worker("roll", queues="rollout", concurrency=1), None
+    try:
+        train = start_worker("train", queues="train", concurrency=1)
+        wait_for_ping("roll")
+        wait_for_ping("train")
+        result = run_worker_check(rollouts=3, timeout=90)
+    finally:
+        stop_worker(rollout)
+        if train:
+            stop_worker(train)
+    assert [name.split("@")[0] for name in result["rollout_workers"]] == ["roll"]
+    assert result["train_worker"].startswith("train@")
 
 
 def test_celerycheck_reports_the_chord_as_json(celery_worker):
