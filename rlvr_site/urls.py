@@ -7,6 +7,7 @@ from rlvr_site.health import healthz
 urlpatterns = [
     path("", include("experiments.urls")),
     path("simulator/", include("simulator.urls")),
+    path("sim/", include("simulator.api_urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),

@@ -1,0 +1,1 @@
+"""Handlers of the simulator's API, one module per concern; each exposes ``routes``."""
