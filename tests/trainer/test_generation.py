@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from trainer.generation import JsonObjectStop, SamplingSettings, TransformersBackend, sample_next
+from trainer.logprobs import common_prefix_length, sequence_logprobs
+from trainer.prompts import build_messages, encode_prompt
+
+from .conftest import SYSTEM
+
+
+def prompts_for(tokenizer, instructions):
+    return [encode_prompt(tokenizer, build_messages(SYSTEM, text)) for text in instructions]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "closes_at"),
+    [
+        (['{"a": 1}'], 0),
+        (["Sure: ", '{"a"', ": {", '"b": 2}', "}", " trailing"], 4),
+        (['{"s": "}{ not ', 'a brace"', "}"], 2),
+        (['{"s": "say \\"}\\" ok"}'], 0),
+        (["no json } here", " {", "}"], 2),
+        (['{"a": [1, 2]'], None),
+    ],
+)
+def test_the_json_stop_fires_when_the_first_object_closes(chunks, closes_at):
+    stop = JsonObjectStop()
+    fired = [stop.feed(chunk) for chunk in chunks]
+    assert fired.index(True) == closes_at if closes_at is not None else not any(fired)
+
+
+def test_top_p_keeps_only_the_nucleus():
+    logits = torch.tensor([[3.0, 2.9, -5.0, -5.0]]).repeat(200, 1)
+    ids, logprobs = sample_next(
+        logits, temperature=1.0, top_p=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    assert set(ids.tolist()) == {0}
+    assert torch.allclose(logprobs, torch.log_softmax(logits[0], -1)[0].expand(200))
+    ids, _ = sample_next(logits, temperature=1.0, top_p=0.9, generator=torch.Generator().manual_seed(0))
+    assert set(ids.tolist()) == {0, 1}
+
+
+def test_greedy_reports_the_argmax_and_its_logprob():
+    logits = torch.tensor([[0.0, 2.0, 1.0]])
+    ids, logprobs = sample_next(logits, temperature=0.0, top_p=1.0, generator=None)
+    assert ids.tolist() == [1]
+    assert logprobs.item() == pytest.approx(torch.log_softmax(logits, -1)[0, 1].item())
+
+
+def test_batched_sampling_records_the_logprobs_a_teacher_forced_pass_gives(make_policy, tokenizer):
+    policy = make_policy()
+    prompts = prompts_for(
+        tokenizer, ["Get OPS-1.", "Get OPS-1.", "Create a bug in WEB titled 'x'.", "Get OPS-1."]
+    )
+    backend = TransformersBackend(policy, tokenizer)
+    settings = SamplingSettings(max_new_tokens=12, temperature=0.8, top_p=0.95, seed=3)
+    generations = backend.generate(prompts, settings)
+    assert all(len(g.token_ids) == len(g.logprobs) > 0 for g in generations)
+    assert generations[0].token_ids != generations[1].token_ids  # duplicates are sampled independently
+    sequences = [p + g.token_ids for p, g in zip(prompts, generations, strict=True)]
+    with torch.no_grad():
+        forced = sequence_logprobs(
+            policy, sequences, [len(p) for p in prompts], temperature=0.8, share_prefix=False
+        )
+    for row, generation in enumerate(generations):
+        n = len(generation.token_ids)
+        assert forced.mask[row].sum() == n
+        assert torch.allclose(forced.logprobs[row, :n], torch.tensor(generation.logprobs), atol=1e-4)
+    assert backend.stats.generated_tokens == sum(len(g.token_ids) for g in generations)
+
+
+def test_batched_greedy_equals_one_prompt_at_a_time_with_and_without_sharing(make_policy, tokenizer):
+    policy = make_policy()
+    prompts = prompts_for(tokenizer, ["Get OPS-1.", "Create a bug in WEB titled 'Login fails'.", "Hi"])
+    settings = SamplingSettings(max_new_tokens=10, temperature=0.0)
+    shared = TransformersBackend(policy, tokenizer).generate(prompts, settings)
+    unshared = TransformersBackend(policy, tokenizer, share_prefix=False).generate(prompts, settings)
+    single = [TransformersBackend(policy, tokenizer).generate([p], settings)[0] for p in prompts]
+    for a, b, c in zip(shared, unshared, single, strict=True):
+        assert a.token_ids == b.token_ids == c.token_ids
+        assert a.logprobs == pytest.approx(c.logprobs, abs=1e-4)
+    hf = policy.generate(torch.tensor([prompts[1]]), max_new_tokens=10, do_sample=False)[0, len(prompts[1]) :]
+    assert shared[1].token_ids == hf.tolist()[: len(shared[1].token_ids)]
+
+
+def test_the_same_seed_samples_the_same_tokens(make_policy, tokenizer):
+    policy = make_policy()
+    prompts = prompts_for(tokenizer, ["Get OPS-1."] * 3)
+    settings = SamplingSettings(max_new_tokens=8, temperature=1.0, seed=11)
+    first = TransformersBackend(policy, tokenizer).generate(prompts, settings)
+    again = TransformersBackend(policy, tokenizer).generate(prompts, settings)
+    assert [g.token_ids for g in first] == [g.token_ids for g in again]
+    assert all(g.finish_reason in ("length", "eos", "json") for g in first)
+
+
+def test_shared_prefix_logprobs_and_gradients_match_separate_passes(make_policy, tokenizer):
+    policy = make_policy()
+    policy.train()
+    prompt = prompts_for(tokenizer, ["Get OPS-1."])[0]
+    sequences = [[*prompt, 100, 200, 300], [*prompt, 400, 500], [*prompt[:-2], 7, 8, 9, 10]]
+    starts = [len(prompt), len(prompt), len(prompt) - 2]
+    assert common_prefix_length(sequences) == len(prompt) - 2
+    grads = []
+    for share in (True, False):
+        policy.zero_grad()
+        out = sequence_logprobs(policy, sequences, starts, share_prefix=share)
+        out.logprobs.sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in policy.parameters() if p.requires_grad]))
+        if share:
+            shared_logprobs = out.logprobs.detach()
+    assert torch.allclose(shared_logprobs, out.logprobs.detach(), atol=1e-5)
+    assert out.mask.sum(1).tolist() == [3, 2, 4]
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+    assert grads[0].abs().sum() > 0

@@ -1,0 +1,260 @@
+"""Batched sampling behind a small backend interface.
+
+`GenerationBackend.generate(prompts, settings)` takes token-id prompts and returns, per prompt,
+the sampled token ids and their log-probs. The agent loop only talks to that interface, so a vLLM
+backend for GPU hosts can replace `TransformersBackend` without touching the loop.
+
+`TransformersBackend` runs its own decode loop (not `model.generate`) so that it can: record the
+log-prob of every sampled token under the sampling temperature, stop each row at the end of its
+first complete JSON object, drop finished rows from the batch, and share work between prompts:
+the common prefix of the batch (the system prompt) is encoded once, identical prompts (the G
+samples of a group on their first turn) are encoded once, and their KV caches are repeated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from transformers import DynamicCache
+
+from trainer.logprobs import MIN_SHARED_PREFIX, base_modules, common_prefix_length, prefill_shared_prefix
+
+
+@dataclass
+class SamplingSettings:
+    """How to sample one turn. `temperature` 0 means greedy."""
+
+    max_new_tokens: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop_at_json: bool = True
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """One sampled continuation: `token_ids` and `logprobs` have the same length."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str  # "json" (object closed), "eos" or "length"
+
+
+@dataclass
+class GenerationStats:
+    """Counters a backend keeps across calls, for tokens/s figures."""
+
+    calls: int = 0
+    sequences: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.seconds if self.seconds else 0.0
+
+
+class GenerationBackend(Protocol):
+    """Anything that samples continuations of token-id prompts."""
+
+    stats: GenerationStats
+
+    def generate(self, prompts: Sequence[Sequence[int]], settings: SamplingSettings) -> list[Generation]:
+        """One `Generation` per prompt, in order."""
+        ...
+
+
+class JsonObjectStop:
+    """Tracks brace balance over streamed text; `feed` returns True once the first object closes.
+
+    Braces inside JSON strings (with backslash escapes) do not count.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.started = False
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, text: str) -> bool:
+        for char in text:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif char == "\\":
+                    self.escaped = True
+                elif char == '"':
+                    self.in_string = False
+            elif char == '"' and self.started:
+                self.in_string = True
+            elif char == "{":
+                self.started = True
+                self.depth += 1
+            elif char == "}" and self.started:
+                self.depth -= 1
+                if self.depth == 0:
+                    return True
+        return False
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one token per row. `logits`: `[B, V]` float. Returns (ids `[B]`, log-probs `[B]`).
+
+    The log-prob is taken under softmax(logits / temperature) before top-p filtering (as TRL
+    does), which is the distribution the update recomputes. Greedy (temperature 0) reports the
+    log-prob at temperature 1.
+    """
+    if temperature <= 0:
+        log_probs = torch.log_softmax(logits, dim=-1)
+        ids = logits.argmax(dim=-1)
+        return ids, log_probs.gather(-1, ids[:, None]).squeeze(-1)
+    log_probs = torch.log_softmax(logits / temperature, dim=-1)  # [B, V]
+    probs = log_probs.exp()
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the token that crosses top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return ids, log_probs.gather(-1, ids[:, None]).squeeze(-1)
+
+
+class TransformersBackend:
+    """Batched sampling with a Hugging Face causal LM (optionally a peft model), CPU or CUDA.
+
+    `share_prefix=False` turns off prefix and duplicate-prompt sharing (for benchmarks/tests).
+    """
+
+    def __init__(self, model, tokenizer, share_prefix: bool = True) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.share_prefix = share_prefix
+        self.stats = GenerationStats()
+        self._piece_cache: dict[int, str] = {}
+        eos = set()
+        for source in (getattr(model, "generation_config", None), tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            eos.update(value if isinstance(value, list) else [value] if value is not None else [])
+        self.eos_ids = eos
+
+    def _piece(self, token_id: int) -> str:
+        piece = self._piece_cache.get(token_id)
+        if piece is None:
+            piece = self.tokenizer.decode([token_id])
+            self._piece_cache[token_id] = piece
+        return piece
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Sequence[int]], settings: SamplingSettings) -> list[Generation]:
+        """Sample continuations of N prompts (token-id lists) as one batch; see `Generation`."""
+        started = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            results = self._generate(prompts, settings)
+        finally:
+            self.model.train(was_training)
+        self.stats.calls += 1
+        self.stats.sequences += len(prompts)
+        self.stats.generated_tokens += sum(len(r.token_ids) for r in results)
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
+    def _prefill(self, prompts: Sequence[Sequence[int]]):
+        """Encode the prompts; returns (cache `[N, ...]`, attention mask `[N, K]`, next positions
+        `[N]`, last logits `[N, V]`)."""
+        decoder, head = base_modules(self.model)
+        device = head.weight.device
+        unique: dict[tuple[int, ...], int] = {}
+        row_of = [unique.setdefault(tuple(p), len(unique)) for p in prompts]
+        distinct = [list(p) for p in unique] if self.share_prefix else [list(p) for p in prompts]
+        if not self.share_prefix:
+            row_of = list(range(len(prompts)))
+        u = len(distinct)
+        shared = common_prefix_length(distinct) if self.share_prefix else 0
+        shared = min(shared, min(len(p) for p in distinct) - 1)  # every row keeps >= 1 own token
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        cache = prefill_shared_prefix(decoder, distinct[0][:shared], u, device) if shared else DynamicCache()
+        rest = [p[shared:] for p in distinct]
+        width = max(len(r) for r in rest)
+        input_ids = torch.full((u, width), self.tokenizer.pad_token_id, dtype=torch.long, device=device)
+        suffix_mask = torch.zeros(u, width, dtype=torch.long, device=device)
+        for i, row in enumerate(rest):  # left padding: every row's last token is in the last column
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            suffix_mask[i, width - len(row) :] = 1
+        positions = (shared + suffix_mask.cumsum(-1) - 1).clamp(min=shared)  # [U, S]
+        attention_mask = torch.cat([torch.ones(u, shared, dtype=torch.long, device=device), suffix_mask], 1)
+        hidden = decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state[:, -1]  # [U, H]
+        logits = head(hidden).float()  # [U, V]
+        index = torch.tensor(row_of, dtype=torch.long, device=device)
+        cache.batch_select_indices(index)
+        return cache, attention_mask[index], positions[index, -1] + 1, logits[index]
+
+    def _generate(self, prompts: Sequence[Sequence[int]], settings: SamplingSettings) -> list[Generation]:
+        n = len(prompts)
+        if n == 0:
+            return []
+        decoder, head = base_modules(self.model)
+        device = head.weight.device
+        generator = None
+        if settings.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(settings.seed)
+        cache, attention_mask, next_pos, logits = self._prefill(prompts)
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        reasons = ["length"] * n
+        stops = [JsonObjectStop() for _ in range(n)]
+        live = list(range(n))  # original index of each row still in the batch
+        for _step in range(settings.max_new_tokens):
+            ids, lps = sample_next(logits, settings.temperature, settings.top_p, generator)
+            keep = []
+            for row, (token, lp) in enumerate(zip(ids.tolist(), lps.tolist(), strict=True)):
+                i = live[row]
+                tokens[i].append(token)
+                logprobs[i].append(lp)
+                if token in self.eos_ids:
+                    reasons[i] = "eos"
+                elif settings.stop_at_json and stops[i].feed(self._piece(token)):
+                    reasons[i] = "json"
+                else:
+                    keep.append(row)
+            if not keep or _step == settings.max_new_tokens - 1:
+                break
+            if len(keep) < len(live):
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                cache.batch_select_indices(index)
+                attention_mask, next_pos, ids = attention_mask[index], next_pos[index], ids[index]
+                live = [live[row] for row in keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(live), 1)], dim=1)
+            hidden = decoder(
+                input_ids=ids[:, None],
+                attention_mask=attention_mask,
+                position_ids=next_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            ).last_hidden_state[:, -1]
+            logits = head(hidden).float()
+            next_pos = next_pos + 1
+        return [
+            Generation(
+                token_ids=tokens[i],
+                logprobs=logprobs[i],
+                text=self.tokenizer.decode(tokens[i], skip_special_tokens=True),
+                finish_reason=reasons[i],
+            )
+            for i in range(n)
+        ]

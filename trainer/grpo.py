@@ -1,0 +1,322 @@
+"""GRPO on LoRA weights, in plain torch.
+
+One update takes groups of finished episodes (the G samples of one task form a group):
+
+1. advantages: each episode's reward minus its group's mean, optionally divided by the group's
+   std; every generated token of every turn of the episode gets that advantage. Groups whose
+   rewards are all equal carry no signal: they are counted and, by default, skipped.
+2. samples: one per turn, `prompt_ids + completion_ids`; only completion tokens (what the policy
+   sampled) are trained; prompt, instruction and observation tokens are masked out.
+3. loss per token (PPO-style clipped ratio against the log-probs recorded at sampling, plus an
+   optional k3 KL term against the base model, computed by disabling the adapter):
+       ratio = exp(logp - logp_old)
+       kl    = exp(ref - logp) - (ref - logp) - 1                       (k3 estimator, >= 0)
+       loss  = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * kl
+   averaged over all trained tokens of an optimizer step (token-level, as DAPO/TRL do).
+4. several inner epochs over the samples, gradient accumulation over micro-batches, grad-norm
+   clipping, AdamW on the LoRA parameters.
+
+Micro-batches keep a group's samples together, so their shared prompt prefix is run once
+(`logprobs.sequence_logprobs`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from trainer.generation import GenerationBackend
+from trainer.logprobs import sequence_logprobs
+from trainer.rollout import Environment, Episode, RolloutSettings, run_episodes
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO hyperparameters. `temperature` must be the sampling temperature."""
+
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    epsilon: float = 0.2
+    beta: float = 0.0
+    inner_epochs: int = 1
+    micro_batch_size: int = 8
+    optimizer_steps_per_epoch: int = 1
+    max_grad_norm: float = 1.0
+    normalize_std: bool = True
+    skip_zero_variance: bool = True
+    temperature: float = 1.0
+    share_prefix: bool = True
+
+
+@dataclass
+class TrainSample:
+    """One generated turn to train on: `tokens = prompt + completion`, targets from `start` on."""
+
+    tokens: list[int]
+    start: int
+    old_logprobs: list[float]
+    advantage: float
+
+
+def make_optimizer(model, learning_rate: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only (the LoRA weights of a peft model)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters; wrap it with LoRA first")
+    return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+
+
+def group_advantages(rewards: torch.Tensor, normalize_std: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """Group-relative advantages. `rewards`: `[K, G]` (K groups of G samples) -> `[K, G]`.
+
+    A = r - mean_group(r), divided by (std_group(r) + eps) when `normalize_std` (unbiased std, as
+    TRL). A group with equal rewards gets zeros.
+    """
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if not normalize_std or rewards.shape[1] < 2:
+        return centred
+    return centred / (rewards.std(dim=1, keepdim=True) + eps)
+
+
+@dataclass
+class TokenLoss:
+    """Per-token terms, all `[N, T]` and zero where `mask` is False."""
+
+    loss: torch.Tensor
+    ratio: torch.Tensor
+    clipped: torch.Tensor  # bool: the clipped branch was the active one
+    kl: torch.Tensor | None
+
+
+def clipped_token_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon: float,
+    ref_logprobs: torch.Tensor | None = None,
+    beta: float = 0.0,
+) -> TokenLoss:
+    """The GRPO per-token loss (see the module docstring).
+
+    logprobs, old_logprobs, ref_logprobs: `[N, T]`; advantages: `[N]`; mask: `[N, T]` bool.
+    """
+    ratio = torch.exp(logprobs - old_logprobs)  # [N, T]
+    adv = advantages[:, None]  # [N, 1]
+    unclipped = ratio * adv
+    clipped_value = ratio.clamp(1 - epsilon, 1 + epsilon) * adv
+    loss = -torch.minimum(unclipped, clipped_value)
+    clipped = ((ratio < 1 - epsilon) & (adv < 0)) | ((ratio > 1 + epsilon) & (adv > 0))
+    kl = None
+    if ref_logprobs is not None:
+        delta = ref_logprobs - logprobs
+        kl = torch.exp(delta) - delta - 1  # k3: unbiased, always >= 0
+        if beta:
+            loss = loss + beta * kl
+        kl = kl.masked_fill(~mask, 0.0)
+    return TokenLoss(loss.masked_fill(~mask, 0.0), ratio, clipped & mask, kl)
+
+
+def _pad(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+    return out
+
+
+def build_samples(groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> tuple[list[TrainSample], int]:
+    """Turn groups of episodes into training samples. Returns (samples, zero-variance groups)."""
+    samples: list[TrainSample] = []
+    zero_variance = 0
+    for group in groups:
+        rewards = torch.tensor([[episode.reward for episode in group]], dtype=torch.float32)  # [1, G]
+        if len(group) < 2 or float(rewards.max() - rewards.min()) == 0.0:
+            zero_variance += 1
+            if config.skip_zero_variance:
+                continue
+        advantages = group_advantages(rewards, config.normalize_std)[0]  # [G]
+        for episode, advantage in zip(group, advantages.tolist(), strict=True):
+            for turn in episode.turns:
+                if turn.completion_ids:
+                    samples.append(
+                        TrainSample(
+                            tokens=list(turn.prompt_ids) + list(turn.completion_ids),
+                            start=len(turn.prompt_ids),
+                            old_logprobs=list(turn.logprobs),
+                            advantage=advantage,
+                        )
+                    )
+    return samples, zero_variance
+
+
+def reward_metrics(groups: Sequence[Sequence[Episode]]) -> dict:
+    """Reward mean/std/min/max, success rate, reward and success per task, generated tokens."""
+    episodes = [episode for group in groups for episode in group]
+    rewards = torch.tensor([episode.reward for episode in episodes], dtype=torch.float64)
+    per_task: dict[str, list[Episode]] = defaultdict(list)
+    for episode in episodes:
+        per_task[episode.task_id].append(episode)
+    return {
+        "episodes": len(episodes),
+        "reward_mean": float(rewards.mean()) if episodes else 0.0,
+        "reward_std": float(rewards.std(unbiased=False)) if episodes else 0.0,
+        "reward_min": float(rewards.min()) if episodes else 0.0,
+        "reward_max": float(rewards.max()) if episodes else 0.0,
+        "success_rate": sum(e.success for e in episodes) / len(episodes) if episodes else 0.0,
+        "reward_per_task": {task: sum(e.reward for e in eps) / len(eps) for task, eps in per_task.items()},
+        "success_per_task": {task: sum(e.success for e in eps) / len(eps) for task, eps in per_task.items()},
+        "tokens_generated": sum(e.generated_tokens for e in episodes),
+    }
+
+
+def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
+    """One GRPO update of `model`'s trainable (LoRA) weights from finished episode groups.
+
+    Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl`
+    (None when beta is 0), `entropy`, `clip_fraction`, `grad_norm` (means over optimizer steps or
+    trained tokens), `tokens_trained` (completion tokens forwarded, all inner epochs),
+    `train_seconds`, `train_tokens_per_s`, `zero_variance_groups`, `zero_variance_fraction`,
+    `samples`, `optimizer_steps`.
+    """
+    started = time.perf_counter()
+    metrics = reward_metrics(groups)
+    samples, zero_variance = build_samples(groups, config)
+    metrics.update(
+        groups=len(groups),
+        zero_variance_groups=zero_variance,
+        zero_variance_fraction=zero_variance / len(groups) if groups else 0.0,
+        samples=len(samples),
+        loss=None,
+        kl=None,
+        entropy=None,
+        clip_fraction=None,
+        grad_norm=None,
+        tokens_trained=0,
+        optimizer_steps=0,
+    )
+    if not samples:
+        metrics.update(train_seconds=time.perf_counter() - started, train_tokens_per_s=0.0)
+        return metrics
+
+    size = max(1, config.micro_batch_size)
+    micro_batches = [samples[i : i + size] for i in range(0, len(samples), size)]
+    steps = max(1, min(config.optimizer_steps_per_epoch, len(micro_batches)))
+    per_step = math.ceil(len(micro_batches) / steps)
+    chunks = [micro_batches[i : i + per_step] for i in range(0, len(micro_batches), per_step)]
+
+    ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
+    if config.beta:
+        with torch.no_grad(), model.disable_adapter():
+            for index, batch in enumerate(micro_batches):
+                ref_logprobs[index] = sequence_logprobs(
+                    model,
+                    [s.tokens for s in batch],
+                    [s.start for s in batch],
+                    config.temperature,
+                    config.share_prefix,
+                ).logprobs
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    totals = defaultdict(float)
+    losses, grad_norms = [], []
+    was_training = model.training
+    model.train()
+    try:
+        for _epoch in range(config.inner_epochs):
+            batch_index = 0
+            for chunk in chunks:
+                chunk_tokens = sum(len(s.old_logprobs) for batch in chunk for s in batch)
+                step_loss = 0.0
+                for batch in chunk:
+                    out = sequence_logprobs(
+                        model,
+                        [s.tokens for s in batch],
+                        [s.start for s in batch],
+                        config.temperature,
+                        config.share_prefix,
+                        with_entropy=True,
+                    )
+                    device = out.logprobs.device
+                    width = out.logprobs.shape[1]
+                    terms = clipped_token_loss(
+                        out.logprobs,
+                        _pad([s.old_logprobs for s in batch], width).to(device),
+                        torch.tensor([s.advantage for s in batch], device=device),
+                        out.mask,
+                        config.epsilon,
+                        ref_logprobs[batch_index],
+                        config.beta,
+                    )
+                    loss = terms.loss.sum() / chunk_tokens
+                    loss.backward()
+                    step_loss += loss.item()
+                    totals["tokens"] += float(out.mask.sum())
+                    totals["entropy"] += float(out.entropy.sum())
+                    totals["clipped"] += float(terms.clipped.sum())
+                    if terms.kl is not None:
+                        totals["kl"] += float(terms.kl.sum())
+                    batch_index += 1
+                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(step_loss)
+    finally:
+        model.train(was_training)
+
+    seconds = time.perf_counter() - started
+    tokens = totals["tokens"]
+    metrics.update(
+        loss=sum(losses) / len(losses),
+        kl=totals["kl"] / tokens if config.beta else None,
+        entropy=totals["entropy"] / tokens,
+        clip_fraction=totals["clipped"] / tokens,
+        grad_norm=sum(grad_norms) / len(grad_norms),
+        tokens_trained=int(tokens),
+        optimizer_steps=len(losses),
+        train_seconds=seconds,
+        train_tokens_per_s=tokens / seconds,
+    )
+    return metrics
+
+
+def grpo_iteration(
+    model,
+    optimizer,
+    backend: GenerationBackend,
+    tokenizer,
+    system: str,
+    task_groups: Sequence[tuple[str, Sequence[Environment]]],
+    rollout: RolloutSettings,
+    config: GRPOConfig,
+) -> tuple[list[list[Episode]], dict]:
+    """Roll out every (task id, G environments) group in one batched run, then `grpo_update`.
+
+    Returns (episode groups, metrics): the update's metrics plus `generation_seconds`,
+    `generation_tokens_per_s`, `seconds` and `tokens_per_s` (generated + trained tokens over the
+    whole iteration).
+    """
+    started = time.perf_counter()
+    environments = [env for _task, envs in task_groups for env in envs]
+    task_ids = [task for task, envs in task_groups for _env in envs]
+    generation_started = time.perf_counter()
+    episodes = run_episodes(backend, tokenizer, system, environments, rollout, task_ids)
+    generation_seconds = time.perf_counter() - generation_started
+    groups, offset = [], 0
+    for _task, envs in task_groups:
+        groups.append(episodes[offset : offset + len(envs)])
+        offset += len(envs)
+    metrics = grpo_update(model, optimizer, groups, config)
+    seconds = time.perf_counter() - started
+    generated = metrics["tokens_generated"]
+    metrics.update(
+        generation_seconds=generation_seconds,
+        generation_tokens_per_s=generated / generation_seconds if generation_seconds else 0.0,
+        seconds=seconds,
+        tokens_per_s=(metrics["tokens_generated"] + metrics["tokens_trained"]) / seconds,
+    )
+    return groups, metrics

@@ -1,0 +1,133 @@
+"""Token log-probs of sequences that share a prefix, computing the prefix once.
+
+Every sample of a suite starts with the same system prompt, and the G samples of a group share
+the instruction too. Running the full sequence per sample (as TRL does) repeats that work G times
+or more; here the common prefix goes through the model once, its KV cache is repeated along the
+batch, and only the per-sample rest is run. Gradients flow through the shared prefix as well (the
+repeat is an index, so its backward sums the samples' gradients), so the result equals a full
+forward per sample up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+# A prefix shorter than this is not worth a separate forward pass.
+MIN_SHARED_PREFIX = 8
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix shared by all `sequences` (0 for an empty list)."""
+    if not sequences:
+        return 0
+    first = sequences[0]
+    length = min(len(seq) for seq in sequences)
+    for other in sequences[1:]:
+        i = 0
+        while i < length and other[i] == first[i]:
+            i += 1
+        length = i
+        if length == 0:
+            break
+    return length
+
+
+def base_modules(model):
+    """(decoder, output head) of a causal LM, through a peft wrapper if there is one.
+
+    Calling the decoder and the head separately lets callers project only the positions whose
+    logits they need (a full `[N, S, V]` logits tensor is most of the memory of a forward).
+    LoRA layers live inside these modules, so an active adapter (or `disable_adapter()`) applies.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def prefill_shared_prefix(decoder, prefix: Sequence[int], copies: int, device) -> DynamicCache:
+    """Run `prefix` (P tokens) once and return its KV cache repeated to `copies` rows.
+
+    Each cached key/value tensor has shape `[copies, kv_heads, P, head_dim]`.
+    """
+    cache = DynamicCache()
+    ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
+    decoder(input_ids=ids, past_key_values=cache, use_cache=True)
+    cache.batch_select_indices(torch.zeros(copies, dtype=torch.long, device=device))
+    return cache
+
+
+@dataclass
+class TokenLogprobs:
+    """Per-target-token results on a right-padded grid.
+
+    logprobs: `[N, T]` log p(token) (differentiable when computed with grad)
+    entropy:  `[N, T]` entropy of the next-token distribution (detached), or None
+    mask:     `[N, T]` bool, True where row i has a target token
+    """
+
+    logprobs: torch.Tensor
+    entropy: torch.Tensor | None
+    mask: torch.Tensor
+
+
+def sequence_logprobs(
+    model,
+    sequences: Sequence[Sequence[int]],
+    starts: Sequence[int],
+    temperature: float = 1.0,
+    share_prefix: bool = True,
+    with_entropy: bool = False,
+) -> TokenLogprobs:
+    """Log-probs of `sequences[i][starts[i]:]` given everything before, for N sequences.
+
+    `sequences`: N token lists (lengths L_i); `starts[i] >= 1` is the first target position of row
+    i. Returns `TokenLogprobs` with T = max(L_i - starts[i]) columns: column j of row i scores
+    token `sequences[i][starts[i] + j]`. Logits are divided by `temperature` first, as during
+    sampling, so ratios against sampled log-probs compare like with like.
+    """
+    decoder, head = base_modules(model)
+    device = head.weight.device
+    n = len(sequences)
+    if any(start < 1 for start in starts):
+        raise ValueError("every target position needs at least one token before it")
+    shared = common_prefix_length(sequences) if share_prefix and n > 1 else 0
+    # The logits that predict each row's first target come from the per-row pass.
+    shared = min(shared, min(starts) - 1)
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
+    cache = prefill_shared_prefix(decoder, sequences[0][:shared], n, device) if shared else None
+
+    rest = [list(seq[shared:]) for seq in sequences]
+    width = max(len(r) for r in rest)
+    input_ids = torch.zeros(n, width, dtype=torch.long, device=device)
+    suffix_mask = torch.zeros(n, width, dtype=torch.long, device=device)
+    for i, row in enumerate(rest):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        suffix_mask[i, : len(row)] = 1
+    # Right padding keeps real tokens at positions shared, shared+1, ... (the default positions).
+    attention_mask = torch.cat([torch.ones(n, shared, dtype=torch.long, device=device), suffix_mask], dim=1)
+    hidden = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache, use_cache=cache is not None
+    ).last_hidden_state  # [N, S, H]
+
+    targets_len = [len(seq) - start for seq, start in zip(sequences, starts, strict=True)]
+    t_max = max(targets_len)
+    # Row i's target j sits at suffix index starts[i] - shared + j; it is predicted one step earlier.
+    offsets = torch.arange(t_max, device=device)
+    first = torch.tensor([start - shared - 1 for start in starts], device=device)
+    predict_at = (first[:, None] + offsets[None, :]).clamp(max=width - 1)  # [N, T]
+    mask = offsets[None, :] < torch.tensor(targets_len, device=device)[:, None]  # [N, T]
+    picked = hidden.gather(1, predict_at[:, :, None].expand(-1, -1, hidden.shape[-1]))  # [N, T, H]
+    logits = head(picked).float() / temperature  # [N, T, V]
+    target_ids = input_ids.gather(1, (predict_at + 1).clamp(max=width - 1))  # [N, T]
+    log_probs = torch.log_softmax(logits, dim=-1)
+    token_logprobs = log_probs.gather(-1, target_ids[:, :, None]).squeeze(-1)  # [N, T]
+    token_logprobs = token_logprobs.masked_fill(~mask, 0.0)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(log_probs.exp() * log_probs).sum(-1).masked_fill(~mask, 0.0)
+    return TokenLogprobs(token_logprobs, entropy, mask)

@@ -1,0 +1,169 @@
+"""The multi-turn agent loop over a batch of environments.
+
+An `Environment` is one episode of one task: `reset()` gives the instruction, `step(action)` runs
+one parsed action (a format error included: the environment answers it with an explanatory
+observation and its reward counts it) and says whether the episode is over, `result()` scores the
+episode. The simulator-backed implementation lives on the Django side and is handed in.
+
+`run_episodes` advances all environments together: each turn it renders every live episode's
+prompt, samples all of them in one batched `GenerationBackend.generate` call, parses and steps.
+Episodes finish at different turns; only live ones are generated for. Every turn keeps the exact
+prompt ids, sampled ids and their log-probs, so the update trains on exactly what was sampled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from trainer.generation import GenerationBackend, SamplingSettings
+from trainer.parsing import ParsedAction, parse_action
+from trainer.prompts import Observation, build_messages, encode_prompt, render_observation
+
+__all__ = [
+    "Environment",
+    "Episode",
+    "EpisodeResult",
+    "Observation",
+    "ParsedAction",
+    "RolloutSettings",
+    "Turn",
+    "format_error_observation",
+    "run_episodes",
+]
+
+
+@dataclass
+class EpisodeResult:
+    """The verdict on a finished episode: reward in [0, 1], success, and the checks behind them."""
+
+    reward: float
+    success: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Environment(Protocol):
+    """One episode of one task."""
+
+    def reset(self) -> str:
+        """Start the episode; return the instruction shown to the model."""
+        ...
+
+    def step(self, action: ParsedAction) -> tuple[Observation | None, bool]:
+        """Apply one action (possibly a format error); return (observation, done)."""
+        ...
+
+    def result(self) -> EpisodeResult:
+        """Score the episode (called once, after the last step)."""
+        ...
+
+
+def format_error_observation(action: ParsedAction) -> Observation:
+    """The observation an environment may show for an unparseable action: no call, the message."""
+    return Observation(status=None, body=action.error)
+
+
+@dataclass
+class Turn:
+    """One model turn: what it read, what it sampled, what happened.
+
+    `prompt_ids` (T_p ints) is the full rendered prompt; `completion_ids` and `logprobs` (T_c each)
+    are the sampled tokens and their log-probs at the sampling temperature.
+    """
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    logprobs: list[float]
+    text: str
+    action: ParsedAction
+    observation: Observation | None
+    observation_text: str
+    finish_reason: str
+    seconds: float  # wall time of the batched generate call this turn was part of
+
+
+@dataclass
+class Episode:
+    """A finished episode with its turns and result."""
+
+    task_id: str
+    instruction: str
+    turns: list[Turn] = field(default_factory=list)
+    reward: float = 0.0
+    success: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    done: bool = False  # False when max_turns cut it short
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(len(turn.completion_ids) for turn in self.turns)
+
+
+@dataclass
+class RolloutSettings:
+    """Agent-loop limits and per-turn sampling."""
+
+    max_turns: int = 8
+    observation_tokens: int = 256
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+
+
+def run_episodes(
+    backend: GenerationBackend,
+    tokenizer,
+    system: str,
+    environments: Sequence[Environment],
+    settings: RolloutSettings,
+    task_ids: Sequence[str] | None = None,
+) -> list[Episode]:
+    """Run N environments to the end, batching each turn's generation across the live ones.
+
+    `system` is the system prompt (see `prompts.system_prompt`); `task_ids` labels the episodes
+    (defaults to their index). Returns N `Episode`s in the order of `environments`.
+    """
+    ids = list(task_ids) if task_ids is not None else [str(i) for i in range(len(environments))]
+    episodes = [
+        Episode(task_id=task, instruction=env.reset()) for task, env in zip(ids, environments, strict=True)
+    ]
+    live = list(range(len(environments)))
+    for _turn in range(settings.max_turns):
+        if not live:
+            break
+        prompts = []
+        for i in live:
+            history = [(turn.text.strip(), turn.observation_text) for turn in episodes[i].turns]
+            prompts.append(encode_prompt(tokenizer, build_messages(system, episodes[i].instruction, history)))
+        started = time.perf_counter()
+        generations = backend.generate(prompts, settings.sampling)
+        seconds = time.perf_counter() - started
+        still_live = []
+        for i, prompt, generation in zip(live, prompts, generations, strict=True):
+            action = parse_action(generation.text)
+            observation, done = environments[i].step(action)
+            observation_text = (
+                render_observation(observation, tokenizer, settings.observation_tokens) if observation else ""
+            )
+            episodes[i].turns.append(
+                Turn(
+                    prompt_ids=prompt,
+                    completion_ids=generation.token_ids,
+                    logprobs=generation.logprobs,
+                    text=generation.text,
+                    action=action,
+                    observation=observation,
+                    observation_text=observation_text,
+                    finish_reason=generation.finish_reason,
+                    seconds=seconds,
+                )
+            )
+            if done:
+                episodes[i].done = True
+            else:
+                still_live.append(i)
+        live = still_live
+    for episode, env in zip(episodes, environments, strict=True):
+        result = env.result()
+        episode.reward, episode.success, episode.details = result.reward, result.success, result.details
+    return episodes

@@ -1,0 +1,153 @@
+"""Supervised fine-tuning on demonstrations: next-token loss on the assistant's tokens only.
+
+A demonstration is a chat transcript in the trainer's prompt format (system, instruction, then
+assistant actions and user observations; see `prompts.build_messages`), e.g. an oracle solution
+rendered by the suites. It is the next-token baseline RLVR is compared against, and a warm start
+for GRPO.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from trainer.logprobs import sequence_logprobs
+
+
+@dataclass
+class SFTConfig:
+    """SFT hyperparameters: an optimizer step every `accumulation_steps` micro-batches."""
+
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    epochs: int = 2
+    micro_batch_size: int = 8
+    accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    share_prefix: bool = True
+
+
+@dataclass
+class Demonstration:
+    """Token ids of one transcript (L ints) and a same-length mask, True on assistant tokens."""
+
+    tokens: list[int]
+    assistant_mask: list[bool]
+
+    @property
+    def start(self) -> int:
+        return self.assistant_mask.index(True)
+
+
+def _encode(tokenizer, messages: list[dict], generation_prompt: bool) -> list[int]:
+    ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=False
+    )
+    return list(ids)
+
+
+def encode_demonstration(tokenizer, messages: list[dict]) -> Demonstration:
+    """Tokenise a transcript through the chat template and mark its assistant tokens.
+
+    Each assistant turn's tokens are those between the prompt rendered up to it (with the
+    generation header, exactly what the policy sees when it acts) and the transcript rendered
+    through it, so the end-of-turn token is learned too.
+    """
+    full = _encode(tokenizer, messages, generation_prompt=False)
+    mask = [False] * len(full)
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = _encode(tokenizer, messages[:index], generation_prompt=True)
+        through = _encode(tokenizer, messages[: index + 1], generation_prompt=False)
+        if full[: len(through)] != through or through[: len(before)] != before:
+            raise ValueError("this chat template does not render turns as prefixes of the transcript")
+        for position in range(len(before), len(through)):
+            mask[position] = True
+    if not any(mask):
+        raise ValueError("a demonstration needs at least one assistant message")
+    return Demonstration(full, mask)
+
+
+def demonstration_loss(
+    model, batch: Sequence[Demonstration], share_prefix: bool = True
+) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the assistant tokens of a batch, and their count.
+
+    Returns (scalar tensor with grad, number of assistant tokens).
+    """
+    starts = [demo.start for demo in batch]
+    out = sequence_logprobs(model, [d.tokens for d in batch], starts, share_prefix=share_prefix)  # [N, T]
+    targets = torch.zeros_like(out.mask)
+    for i, demo in enumerate(batch):
+        row = demo.assistant_mask[demo.start :]
+        targets[i, : len(row)] = torch.tensor(row, dtype=torch.bool)
+    return -(out.logprobs * targets).sum(), int(targets.sum())
+
+
+def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config: SFTConfig) -> list[dict]:
+    """Train on demonstrations for `config.epochs` epochs; one metrics dict per epoch.
+
+    Each dict has `epoch`, `loss` (mean NLL per assistant token), `tokens`, `seconds`,
+    `tokens_per_s`, `grad_norm` (mean).
+    """
+    rng = random.Random(config.seed)  # noqa: S311 - shuffling, not secrets
+    params = [p for p in model.parameters() if p.requires_grad]
+    history = []
+    was_training = model.training
+    model.train()
+    try:
+        for epoch in range(config.epochs):
+            started = time.perf_counter()
+            order = list(demonstrations)
+            rng.shuffle(order)
+            size = max(1, config.micro_batch_size)
+            batches = [order[i : i + size] for i in range(0, len(order), size)]
+            accumulate = max(1, config.accumulation_steps)
+            total_nll, total_tokens, norms = 0.0, 0, []
+            for first in range(0, len(batches), accumulate):
+                group = batches[first : first + accumulate]
+                step_tokens = sum(sum(d.assistant_mask) for batch in group for d in batch)
+                for batch in group:
+                    nll, count = demonstration_loss(model, batch, config.share_prefix)
+                    (nll / step_tokens).backward()
+                    total_nll += float(nll)
+                    total_tokens += count
+                norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            seconds = time.perf_counter() - started
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": total_nll / total_tokens if total_tokens else math.nan,
+                    "tokens": total_tokens,
+                    "seconds": seconds,
+                    "tokens_per_s": total_tokens / seconds if seconds else 0.0,
+                    "grad_norm": sum(norms) / len(norms) if norms else 0.0,
+                }
+            )
+    finally:
+        model.train(was_training)
+    return history
+
+
+@torch.no_grad()
+def demonstrations_nll(model, demonstrations: Sequence[Demonstration], micro_batch_size: int = 8) -> float:
+    """Mean NLL per assistant token over `demonstrations`, without training (eval mode)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for i in range(0, len(demonstrations), micro_batch_size):
+            nll, n = demonstration_loss(model, demonstrations[i : i + micro_batch_size])
+            total, count = total + float(nll), count + n
+    finally:
+        model.train(was_training)
+    return total / count
