@@ -65,6 +65,12 @@ class World(models.Model):
         self.ticks += 1
         return self.now()
 
+    def fork(self, slug=None):
+        """A new world with this template's content (see simulator.forking)."""
+        from simulator.forking import fork_world
+
+        return fork_world(self, slug)
+
     def allocate_ids(self, count=1):
         """Reserve ``count`` consecutive ext_ids from this world's counter; return the first."""
         World.objects.filter(pk=self.pk).update(next_ext_id=F("next_ext_id") + count)
