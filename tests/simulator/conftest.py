@@ -2,15 +2,13 @@
 
 import pytest
 
-from simulator.client import SimClient
-from simulator.models import User
-from simulator.seeding import load_seed
-
 ADA = "712020:0a1b2c3d-0001-4e5f-8a9b-acme00000001"
 
 
 @pytest.fixture
 def acme_template(db):
+    from simulator.seeding import load_seed
+
     return load_seed("acme")
 
 
@@ -22,10 +20,14 @@ def acme(acme_template):
 
 @pytest.fixture
 def ada(acme):
+    from simulator.models import User
+
     return User.objects.get(world=acme, account_id=ADA)
 
 
 @pytest.fixture
 def jira(acme, ada):
     """SimClient as Ada in a fresh acme world."""
+    from simulator.client import SimClient
+
     return SimClient(acme, ada)
