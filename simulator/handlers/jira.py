@@ -1,6 +1,13 @@
 """Jira platform REST (v3, v2 and latest over one store): every route, from the modules of each
 concern."""
 
-from simulator.handlers import jira_meta
+from simulator.handlers import jira_comments, jira_issues, jira_links, jira_meta, jira_search, jira_workflow
 
-routes = jira_meta.routes
+routes = (
+    jira_meta.routes
+    + jira_issues.routes
+    + jira_workflow.routes
+    + jira_comments.routes
+    + jira_links.routes
+    + jira_search.routes
+)
