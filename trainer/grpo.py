@@ -259,7 +259,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                     totals["entropy"] += float(out.entropy.sum())
                     totals["clipped"] += float(terms.clipped.sum())
                     if terms.kl is not None:
-                        totals["kl"] += float(terms.kl.sum())
+                        totals["kl"] += float(terms.kl.detach().sum())
                     batch_index += 1
                 grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
                 optimizer.step()

@@ -28,6 +28,7 @@ DEFAULT_MODEL = "smollm2-135m"
 TINY_MODEL = "tiny-random"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_SEED = 1234
+INIT_RANGE = 0.2  # larger than the usual 0.02 so that LoRA can move the logits within a few steps
 
 
 @dataclass
@@ -161,6 +162,7 @@ def build_tiny_random(vocab_size: int, seed: int = TINY_SEED) -> PreTrainedModel
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=2,
+        initializer_range=INIT_RANGE,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -117,7 +117,7 @@ def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config:
                 for batch in group:
                     nll, count = demonstration_loss(model, batch, config.share_prefix)
                     (nll / step_tokens).backward()
-                    total_nll += float(nll)
+                    total_nll += float(nll.detach())
                     total_tokens += count
                 norms.append(float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
                 optimizer.step()

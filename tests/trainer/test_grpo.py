@@ -1,0 +1,215 @@
+import math
+
+import pytest
+import torch
+
+from trainer.generation import SamplingSettings, TransformersBackend
+from trainer.grpo import (
+    GRPOConfig,
+    build_samples,
+    clipped_token_loss,
+    group_advantages,
+    grpo_iteration,
+    grpo_update,
+    make_optimizer,
+)
+from trainer.logprobs import sequence_logprobs
+from trainer.parsing import parse_action
+from trainer.prompts import build_messages, encode_prompt
+from trainer.rollout import Episode, RolloutSettings, Turn
+
+from .conftest import SYSTEM
+
+
+def test_advantages_are_centred_and_scaled_within_each_group():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.5, 0.5]])
+    advantages = group_advantages(rewards, normalize_std=True, eps=0.0)
+    std = math.sqrt(4 * 0.25 / 3)  # unbiased std of [1, 0, 0, 1]
+    assert advantages[0].tolist() == pytest.approx([0.5 / std, -0.5 / std, -0.5 / std, 0.5 / std])
+    assert advantages[1].tolist() == pytest.approx(
+        [0.5 / math.sqrt(1 / 6), -0.5 / math.sqrt(1 / 6), 0.0, 0.0]
+    )
+
+
+def test_advantages_without_std_normalisation_are_just_centred():
+    advantages = group_advantages(torch.tensor([[1.0, 0.0, 0.25, 0.75]]), normalize_std=False)
+    assert advantages[0].tolist() == pytest.approx([0.5, -0.5, -0.25, 0.25])
+
+
+def test_equal_rewards_give_zero_advantages_with_the_default_eps():
+    assert group_advantages(torch.tensor([[0.5, 0.5, 0.5]])).abs().sum() == 0
+
+
+def test_the_clipped_loss_on_hand_computed_ratios():
+    # Four one-token rows: ratio 1.5 / 0.5 / 0.5 / 1.5 with advantages +1 / +1 / -1 / -1, eps = 0.2.
+    old = torch.zeros(4, 1)
+    logprobs = torch.log(torch.tensor([[1.5], [0.5], [0.5], [1.5]]))
+    out = clipped_token_loss(
+        logprobs, old, torch.tensor([1.0, 1.0, -1.0, -1.0]), torch.ones(4, 1, dtype=torch.bool), 0.2
+    )
+    # -min(r A, clip(r) A): -min(1.5, 1.2), -min(0.5, 0.8), -min(-0.5, -0.8), -min(-1.5, -1.2)
+    assert out.loss[:, 0].tolist() == pytest.approx([-1.2, -0.5, 0.8, 1.5])
+    assert out.clipped[:, 0].tolist() == [True, False, True, False]
+    assert out.kl is None
+
+
+def test_the_gradient_vanishes_where_the_clip_is_active():
+    logprobs = torch.log(torch.tensor([[1.5, 0.5, 1.1]])).requires_grad_()
+    out = clipped_token_loss(
+        logprobs, torch.zeros(1, 3), torch.tensor([1.0]), torch.ones(1, 3, dtype=torch.bool), 0.2
+    )
+    out.loss.sum().backward()
+    # d/dlogp of -(r * A) is -r * A where not clipped, 0 where clipped.
+    assert logprobs.grad[0].tolist() == pytest.approx([0.0, -0.5, -1.1])
+
+
+def test_the_k3_kl_term_on_hand_computed_numbers():
+    logprobs = torch.tensor([[math.log(0.25), math.log(0.5)]])
+    ref = torch.tensor([[math.log(0.5), math.log(0.5)]])  # ref - logp = ln 2, then 0
+    out = clipped_token_loss(
+        logprobs,
+        logprobs,
+        torch.tensor([0.0]),
+        torch.ones(1, 2, dtype=torch.bool),
+        0.2,
+        ref_logprobs=ref,
+        beta=0.1,
+    )
+    k3 = 2 - math.log(2) - 1
+    assert out.kl[0].tolist() == pytest.approx([k3, 0.0])
+    assert out.loss[0].tolist() == pytest.approx([0.1 * k3, 0.0])  # advantage 0: only the KL term is left
+
+
+def test_masked_tokens_contribute_nothing_to_loss_or_gradient():
+    logprobs = torch.tensor([[0.0, 5.0, -1.0], [2.0, 0.0, 0.0]], requires_grad=True)
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    out = clipped_token_loss(
+        logprobs, torch.zeros(2, 3), torch.tensor([1.0, -3.0]), mask, 0.2, torch.zeros(2, 3), 0.5
+    )
+    out.loss.sum().backward()
+    assert out.loss[~mask].abs().sum() == 0 and out.kl[~mask].abs().sum() == 0
+    assert logprobs.grad[~mask].abs().sum() == 0
+    assert logprobs.grad[mask].abs().sum() > 0
+
+
+def make_turn(prompt, completion, logprobs):
+    return Turn(prompt, completion, logprobs, "x", parse_action("x"), None, "", "length", 0.0)
+
+
+def test_only_generated_tokens_become_training_targets():
+    episodes = [
+        Episode(
+            "t",
+            "i",
+            [make_turn([1, 2, 3], [4, 5], [-0.1, -0.2]), make_turn([1, 2, 3, 4, 5, 9], [6], [-0.3])],
+            1.0,
+        ),
+        Episode("t", "i", [make_turn([1, 2, 3], [7], [-0.4])], 0.0),
+    ]
+    samples, zero_variance = build_samples([episodes], GRPOConfig(normalize_std=False))
+    assert zero_variance == 0
+    assert [(s.tokens, s.start, s.old_logprobs, s.advantage) for s in samples] == [
+        ([1, 2, 3, 4, 5], 3, [-0.1, -0.2], 0.5),
+        ([1, 2, 3, 4, 5, 9, 6], 6, [-0.3], 0.5),
+        ([1, 2, 3, 7], 3, [-0.4], -0.5),
+    ]
+
+
+def test_zero_variance_groups_are_counted_and_skipped_unless_asked_not_to():
+    same = [Episode("a", "i", [make_turn([1, 2], [3], [-1.0])], 0.5) for _ in range(3)]
+    varied = [Episode("b", "i", [make_turn([1, 2], [3], [-1.0])], r) for r in (0.0, 1.0)]
+    samples, zero = build_samples([same, varied], GRPOConfig())
+    assert zero == 1 and len(samples) == 2
+    samples, zero = build_samples([same, varied], GRPOConfig(skip_zero_variance=False))
+    assert zero == 1 and len(samples) == 5 and [s.advantage for s in samples[:3]] == [0.0, 0.0, 0.0]
+
+
+@pytest.fixture
+def fixed_batch(make_policy, tokenizer):
+    """A policy and two groups of sampled episodes with hand-set rewards (a fixed batch)."""
+    policy = make_policy(rank=8, alpha=16)
+    backend = TransformersBackend(policy, tokenizer)
+    groups = []
+    for task, instruction, rewards in [
+        ("get", "Get OPS-1.", [1.0, 0.0, 0.5, 0.0]),
+        ("new", "Create WEB-2.", [0, 0, 1, 1]),
+    ]:
+        prompt = encode_prompt(tokenizer, build_messages(SYSTEM, instruction))
+        generations = backend.generate([prompt] * 4, SamplingSettings(max_new_tokens=8, seed=len(groups)))
+        groups.append(
+            [
+                Episode(
+                    task, instruction, [make_turn(prompt, g.token_ids, g.logprobs)], reward, reward == 1.0
+                )
+                for g, reward in zip(generations, rewards, strict=True)
+            ]
+        )
+    return policy, groups
+
+
+def adapter_weights(policy):
+    return {name: p.detach().clone() for name, p in policy.named_parameters() if p.requires_grad}
+
+
+def test_grpo_steps_change_the_adapter_and_lower_the_loss_on_a_fixed_batch(fixed_batch):
+    policy, groups = fixed_batch
+    before = adapter_weights(policy)
+    optimizer = make_optimizer(policy, learning_rate=3e-3)
+    config = GRPOConfig(micro_batch_size=3, optimizer_steps_per_epoch=2, inner_epochs=2, beta=0.05)
+    history = [grpo_update(policy, optimizer, groups, config) for _ in range(4)]
+    after = adapter_weights(policy)
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    losses = [m["loss"] for m in history]
+    assert losses[-1] < losses[0] - 0.05, losses
+    first = history[0]
+    assert first["optimizer_steps"] == 4 and first["samples"] == 8
+    assert first["tokens_trained"] == 2 * sum(
+        len(t.completion_ids) for g in groups for e in g for t in e.turns
+    )
+    assert 0 <= first["kl"] < history[-1]["kl"]  # the adapter starts as the identity and drifts
+    assert 0 <= first["clip_fraction"] <= 1 and first["entropy"] > 0 and first["grad_norm"] > 0
+    assert first["reward_per_task"] == {"get": 0.375, "new": 0.5}
+    assert first["success_rate"] == pytest.approx(3 / 8) and first["reward_max"] == 1.0
+    assert first["zero_variance_fraction"] == 0.0
+
+
+def test_grpo_raises_the_likelihood_of_high_reward_samples(fixed_batch):
+    policy, groups = fixed_batch
+    group = groups[0]  # rewards 1, 0, 0.5, 0
+    sequences = [e.turns[0].prompt_ids + e.turns[0].completion_ids for e in group]
+    starts = [len(e.turns[0].prompt_ids) for e in group]
+
+    def total_logprobs():
+        with torch.no_grad():
+            return sequence_logprobs(policy, sequences, starts).logprobs.sum(1)
+
+    before = total_logprobs()
+    optimizer = make_optimizer(policy, learning_rate=3e-3)
+    for _ in range(3):
+        grpo_update(policy, optimizer, [group], GRPOConfig(epsilon=10.0))
+    change = total_logprobs() - before
+    assert change[0] > 0 > change[1] and change[0] > change[3]
+
+
+def test_an_update_of_only_zero_variance_groups_trains_nothing(fixed_batch):
+    policy, groups = fixed_batch
+    for episode in groups[0]:
+        episode.reward = 0.5
+    before = adapter_weights(policy)
+    metrics = grpo_update(policy, make_optimizer(policy, 1e-2), groups[:1], GRPOConfig())
+    assert metrics["zero_variance_groups"] == 1 and metrics["loss"] is None and metrics["tokens_trained"] == 0
+    assert all(torch.equal(before[name], p) for name, p in adapter_weights(policy).items())
+
+
+def test_a_grpo_iteration_rolls_out_and_updates(make_policy, tokenizer, issue_environment):
+    policy = make_policy()
+    backend = TransformersBackend(policy, tokenizer)
+    groups = [("ops", [issue_environment("OPS-1", done_after=1) for _ in range(3)])]
+    settings = RolloutSettings(max_turns=2, sampling=SamplingSettings(max_new_tokens=6, seed=0))
+    episodes, metrics = grpo_iteration(
+        policy, make_optimizer(policy, 1e-3), backend, tokenizer, SYSTEM, groups, settings, GRPOConfig()
+    )
+    assert [len(group) for group in episodes] == [3]
+    assert metrics["tokens_generated"] == sum(e.generated_tokens for e in episodes[0]) > 0
+    assert metrics["generation_tokens_per_s"] > 0 and metrics["seconds"] >= metrics["generation_seconds"]
+    assert metrics["zero_variance_groups"] == 1  # random text never reads the issue: all rewards 0

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from trainer.grpo import make_optimizer
+from trainer.prompts import build_messages
+from trainer.sft import SFTConfig, demonstrations_nll, encode_demonstration, sft_train
+
+from .conftest import SYSTEM
+
+GET = '{"method": "GET", "path": "/rest/api/3/issue/%s"}'
+
+
+def demonstration(key, status="Done"):
+    body = json.dumps({"key": key, "fields": {"status": {"name": status}}}, separators=(",", ":"))
+    turns = [(GET % key, f"Status 200\n{body}"), (json.dumps({"final": status}), "")]
+    return build_messages(SYSTEM, f"What is the status of {key}?", turns)[:-1]  # ends on the final action
+
+
+def test_only_assistant_tokens_are_marked(tokenizer):
+    demo = encode_demonstration(tokenizer, demonstration("OPS-1"))
+    marked = [tok for tok, on in zip(demo.tokens, demo.assistant_mask, strict=True) if on]
+    assert tokenizer.decode(marked) == GET % "OPS-1" + "<|im_end|>\n" + '{"final": "Done"}<|im_end|>\n'
+    assert demo.tokens[: demo.start] == tokenizer.apply_chat_template(
+        demonstration("OPS-1")[:2], add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+
+
+def test_a_transcript_without_assistant_turns_is_refused(tokenizer):
+    with pytest.raises(ValueError, match="at least one assistant message"):
+        encode_demonstration(tokenizer, build_messages(SYSTEM, "Hi"))
+
+
+def test_sft_lowers_the_loss_on_fixed_demonstrations(make_policy, tokenizer):
+    policy = make_policy(rank=8, alpha=16)
+    demos = [encode_demonstration(tokenizer, demonstration(f"OPS-{i}")) for i in range(4)]
+    before = demonstrations_nll(policy, demos)
+    history = sft_train(policy, make_optimizer(policy, 1e-2), demos, SFTConfig(epochs=3, micro_batch_size=2))
+    after = demonstrations_nll(policy, demos)
+    assert len(history) == 3 and history[0]["tokens"] == sum(sum(d.assistant_mask) for d in demos)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert after < before - 1.0
