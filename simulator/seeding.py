@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from simulator import models as m
 from simulator.adf import text_to_adf
+from simulator.forking import delete_worlds
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
 _OFFSET = re.compile(r"^([+-]?)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -46,7 +47,7 @@ def load_seed(name):
     try:
         with transaction.atomic():
             world = SeedBuilder(slug, name, data).build()
-            m.World.objects.filter(seed=name, is_template=True).exclude(pk=world.pk).delete()
+            delete_worlds(m.World.objects.filter(seed=name, is_template=True).exclude(pk=world.pk))
     except IntegrityError:
         # Another process loaded the same file at the same time.
         return m.World.objects.get(slug=slug, is_template=True)
