@@ -58,6 +58,7 @@ from simulator.models import (
     Component,
     Issue,
     IssueLabel,
+    IssueLink,
     IssueType,
     Priority,
     Project,
@@ -405,7 +406,7 @@ class _Compiler:
                 f"The operator '{node.op.upper()}' is not supported by the '{node.field}' field."
             )
         op = NEGATED[node.op] if negate else node.op
-        return field.compile(self, _Ctx(field, node.field, op, node.operands))
+        return field.compile(self, _Ctx(node.field, op, node.operands))
 
     def order_term(self, name, descending):
         field = FIELDS.get(name.lower())
@@ -491,8 +492,8 @@ class _Compiler:
             begin, span = midnight.replace(day=1), (1, 0)
         else:
             begin, span = midnight.replace(month=1, day=1), (12, 0)
-        moment = begin if start else _shift(begin, *span) - dt.timedelta(microseconds=1)
-        if function.args:
+        months, minutes = 0, 0
+        if function.args:  # an increment such as -1, "+2w", 1M: months move the period itself
             match = re.fullmatch(r"\s*([-+]?\d+)\s*([yMwdhm]?)\s*", function.args[0])
             if not match:
                 raise JqlValueError(
@@ -502,15 +503,15 @@ class _Compiler:
             amount, unit = int(match[1]), match[2] or unit_of_function
             months = {"y": 12 * amount, "M": amount}.get(unit, 0)
             minutes = {"w": 7 * 24 * 60, "d": 24 * 60, "h": 60, "m": 1}.get(unit, 0) * amount
-            moment = _shift(moment, months, 0) + dt.timedelta(minutes=minutes)
-        return moment
+        begin = _shift(begin, months, 0)
+        moment = begin if start else _shift(begin, *span) - dt.timedelta(microseconds=1)
+        return moment + dt.timedelta(minutes=minutes)
 
 
 @dataclass
 class _Ctx:
     """One clause on its way through a field's compile function."""
 
-    field: "_Field"
     typed: str  # the field name as the query spelt it, for messages
     op: str  # the effective operator (after pushing NOT down)
     operands: tuple
@@ -683,10 +684,10 @@ def _resolve_user(c, ctx, operand):
 def _resolution(c, ctx):
     # "Unresolved" is the empty value spelt as a value.
     def unresolved(o):
-        return isinstance(o, Value) and not o.quoted and o.text.casefold() == "unresolved"
+        return isinstance(o, Value) and o.text.strip().casefold() == "unresolved"
 
     operands = tuple(Empty() if unresolved(o) else o for o in ctx.operands)
-    ctx = _Ctx(ctx.field, ctx.typed, ctx.op, operands)
+    ctx = _Ctx(ctx.typed, ctx.op, operands)
     return _column("resolution_id")(_named(Resolution, "name"))(c, ctx)
 
 
@@ -717,10 +718,36 @@ def _resolve_version(c, ctx, operand):
 
 
 def _resolve_issues(c, ctx, operands):
-    for operand in operands:
-        if isinstance(operand, Function):
-            raise ctx.bad_function(operand)
-    return c.issue_ids(ctx, operands)
+    values = [o for o in operands if isinstance(o, Value)]
+    ids = c.issue_ids(ctx, values) if values else set()
+    for function in (o for o in operands if isinstance(o, Function)):
+        ids |= _issue_function(c, ctx, function)
+    return ids
+
+
+def _issue_function(c, ctx, function):
+    """Issues that ``linkedIssues(key[, link description])`` or ``watchedIssues()`` stand for."""
+    name = function.name.lower()
+    if name == "watchedissues":
+        _arity(function, 0, 0)
+        watched = Watcher.objects.filter(world=c.world, user=c.user) if c.user else Watcher.objects.none()
+        return set(watched.values_list("issue_id", flat=True))
+    if name != "linkedissues":
+        raise ctx.bad_function(function)
+    _arity(function, 1, 2)
+    (issue,) = c.issue_ids(ctx, [Value(function.args[0], True)])
+    links = IssueLink.objects.filter(world=c.world)
+    # {inward: A, outward: B} reads "A <outward phrase> B" and "B <inward phrase> A"; the optional
+    # argument is such a phrase ("blocks", "is blocked by"), as in Jira.
+    from_it, to_it = Q(inward_issue_id=issue), Q(outward_issue_id=issue)
+    if len(function.args) == 2:
+        phrase = function.args[1].strip()
+        from_it &= Q(type__outward__iexact=phrase)
+        to_it &= Q(type__inward__iexact=phrase)
+    linked = set()
+    for inward, outward in links.filter(from_it | to_it).values_list("inward_issue_id", "outward_issue_id"):
+        linked.add(outward if inward == issue else inward)
+    return linked
 
 
 def _issue_key(c, ctx):
@@ -988,6 +1015,8 @@ ALL_FUNCTIONS = {
     "futuresprints",
     "releasedversions",
     "unreleasedversions",
+    "linkedissues",
+    "watchedissues",
 }
 
 

@@ -13,6 +13,8 @@ from simulator.models import (
     Component,
     Issue,
     IssueLabel,
+    IssueLink,
+    IssueLinkType,
     IssueType,
     Priority,
     Project,
@@ -225,6 +227,13 @@ def build_world(slug="jql"):
         body=adf("Blocked on the login service timeouts"),
     )
     Watcher.objects.create(world=w, issue=ops3, user=carol)
+    Watcher.objects.create(world=w, issue=web1, user=alice)
+    blocks = make(IssueLinkType, ext_id=next(ids), name="Blocks", inward="is blocked by", outward="blocks")
+    relates = make(IssueLinkType, ext_id=next(ids), name="Relates", inward="relates to", outward="relates to")
+    make(
+        IssueLink, ext_id=next(ids), type=blocks, inward_issue=ops2, outward_issue=ops1
+    )  # OPS-2 blocks OPS-1
+    make(IssueLink, ext_id=next(ids), type=relates, inward_issue=ops1, outward_issue=web1)
     # Issues were made out of order (the epic first): renumber ext_ids to follow the keys.
     for n, made in enumerate([ops1, ops2, ops3, ops4, ops5, web1], 1):
         Issue.objects.filter(pk=made.pk).update(ext_id=30000 + n)
@@ -262,6 +271,12 @@ ALL = ["OPS-1", "OPS-2", "OPS-3", "OPS-4", "OPS-5", "WEB-1", "WEB-2"]
         ("key != OPS-1 AND project = OPS", ["OPS-2", "OPS-3", "OPS-4", "OPS-5"]),
         ("key > OPS-3", ["OPS-4", "OPS-5"]),
         ("key <= OPS-2", ["OPS-1", "OPS-2"]),
+        ("issue in linkedIssues(OPS-1)", ["OPS-2", "WEB-1"]),
+        ("issue in linkedIssues(OPS-1, 'is blocked by')", ["OPS-2"]),
+        ("issue in linkedIssues(OPS-2, blocks)", ["OPS-1"]),
+        ("issue in linkedIssues(OPS-1, blocks)", []),
+        ("key in watchedIssues()", ["WEB-1"]),
+        ("key not in watchedIssues() AND project = WEB", ["WEB-2"]),
         ("issuetype = Bug", ["OPS-1", "WEB-1"]),
         ("type in (Task, 'Sub-task')", ["OPS-2", "OPS-5", "WEB-2"]),
         ('status = "In Progress"', ["OPS-2", "OPS-5"]),
@@ -338,6 +353,9 @@ ALL = ["OPS-1", "OPS-2", "OPS-3", "OPS-4", "OPS-5", "WEB-1", "WEB-2"]
         ("created <= endOfWeek(-1)", ["OPS-1", "OPS-2", "OPS-3", "WEB-1"]),
         ("created >= startOfMonth()", ["OPS-1", "OPS-2", "OPS-4", "OPS-5", "WEB-2"]),
         ("created < startOfYear()", ["OPS-3", "WEB-1"]),
+        ("created >= startOfMonth(-1) AND created <= endOfMonth(-1)", ["OPS-3", "WEB-1"]),
+        ("created > endOfYear(-1)", ["OPS-1", "OPS-2", "OPS-4", "OPS-5", "WEB-2"]),
+        ("created >= startOfDay('-4d') AND created < endOfDay(-3)", ["OPS-5"]),
         ("created = now()", ["WEB-2"]),
         ("created >= '2026-01-11'", ["OPS-4", "OPS-5", "WEB-2"]),
         ('created < "2026/01/04 10:01"', ["OPS-1", "OPS-3", "WEB-1"]),
@@ -587,3 +605,58 @@ def test_a_complex_search_costs_a_few_queries(w, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
         found = list(compile_jql(w.world, jql, user=w.alice).apply(Issue.objects.all()))
     assert [i.key for i in found] == ["OPS-1", "OPS-2"]
+
+
+def _acme_issues(world):
+    issues = Issue.objects.filter(world=world).select_related("project", "status", "issue_type", "parent")
+    return list(issues.prefetch_related("labels", "sprints"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("jql", "oracle"),
+    [
+        ("project = OPS", lambda i, me, now: i.project.key == "OPS"),
+        (
+            'project = OPS AND status = "In Progress"',
+            lambda i, me, now: i.project.key == "OPS" and i.status.name == "In Progress",
+        ),
+        (
+            "assignee = currentUser() AND resolution = Unresolved",
+            lambda i, me, now: i.assignee_id == me.pk and i.resolution_id is None,
+        ),
+        (
+            "labels in (checkout, crash)",
+            lambda i, me, now: {"checkout", "crash"} & {x.name for x in i.labels.all()},
+        ),
+        (
+            "issuetype = Bug AND created >= -7d",
+            lambda i, me, now: i.issue_type.name == "Bug" and i.created >= now - 7 * DAY,
+        ),
+        ("sprint in openSprints()", lambda i, me, now: any(s.state == "active" for s in i.sprints.all())),
+        ("statusCategory != Done", lambda i, me, now: i.status.category != "done"),
+        ("parent = WEB-1", lambda i, me, now: i.parent is not None and i.parent.key == "WEB-1"),
+        (
+            "duedate <= 7d AND resolution is EMPTY",
+            lambda i, me, now: i.due_date and i.due_date <= (now + 7 * DAY).date() and not i.resolution_id,
+        ),
+        (
+            "priority >= High AND assignee is EMPTY",
+            lambda i, me, now: i.priority and i.priority.rank <= 2 and i.assignee_id is None,
+        ),
+    ],
+)
+def test_the_acme_seed_answers_what_agents_ask_most(acme, ada, jql, oracle):
+    """The seed the agents train on, against a plain-Python reading of each query."""
+    expected = {i.key for i in _acme_issues(acme) if oracle(i, ada, acme.now())}
+    found = compile_jql(acme, jql, user=ada, require_bounded=True).apply(Issue.objects.all())
+    assert expected and {i.key for i in found} == expected
+
+
+@pytest.mark.django_db
+def test_the_acme_seed_orders_by_priority_then_key(acme, ada):
+    found = compile_jql(acme, "project = OPS ORDER BY priority DESC, key", user=ada).apply(
+        Issue.objects.all()
+    )
+    ops = [i for i in _acme_issues(acme) if i.project.key == "OPS"]
+    assert [i.key for i in found] == [i.key for i in sorted(ops, key=lambda i: (i.priority.rank, i.number))]
