@@ -19,6 +19,15 @@ The grammar (keywords, operators and field names case-insensitive)::
     value    := bare-word | "double quoted" | 'single quoted' (backslash escapes)
     function := word "(" [arg {, arg}] ")"
 
+Fields (aliases in brackets): project, key [issuekey, id, issue], issuetype [type], status,
+statusCategory, priority, assignee, reporter, creator, watcher, labels, summary, description,
+comment, text, resolution, created [createdDate], updated [updatedDate], duedate [due], resolved
+[resolutiondate], sprint [cf[10020]], parent, component, fixVersion, "Story Points" ["Story point
+estimate", cf[10016]]; ``rank`` only in ORDER BY (creation order stands in for it). Functions:
+currentUser(), membersOf(group), now(), startOf/endOf Day/Week/Month/Year([±N unit]),
+openSprints(), closedSprints(), futureSprints(), releasedVersions([project]),
+unreleasedVersions([project]), linkedIssues(key[, "blocks"]), watchedIssues().
+
 Semantics follow Jira Cloud where it is documented or commonly observed:
 
 - ``!=``, ``!~`` and ``NOT IN`` never match an issue whose field is empty (``assignee != bob``
@@ -36,8 +45,9 @@ Semantics follow Jira Cloud where it is documented or commonly observed:
   as text, limited by the regular expression to the values of ``"text"`` keys (the ADF text
   nodes), on SQLite and PostgreSQL alike.
 - ``priority > Medium`` means more urgent (a lower ``Priority.rank``); ``key > OPS-10`` means a
-  higher number in project OPS. ``ORDER BY priority DESC`` lists the most urgent first; empty
-  values sort as the greatest. Every ordering ends with ``ext_id`` so results are deterministic.
+  higher number in project OPS. ``ORDER BY priority DESC`` lists the most urgent first, after
+  the issues without one: empty values sort as the greatest, as in Jira. Every ordering ends
+  with ``ext_id``, so results are deterministic.
 """
 
 import datetime as dt
@@ -930,17 +940,29 @@ def _text_field(summary=False, description=False, comment=False):
             )
             found.append(Q(Exists(rows)))
             present.append(Q(has_comment))
-        any_found = found[0]
-        for q in found[1:]:
-            any_found |= q
-        if ctx.positive:
-            return any_found
-        any_present = present[0]
-        for q in present[1:]:
-            any_present |= q
-        return any_present & ~any_found
+        return _any(found) if ctx.positive else _any(present) & ~_any(found)
 
     return compile_
+
+
+def _any(qs):
+    result = MATCH_NOTHING
+    for q in qs:
+        result |= q
+    return result
+
+
+def _has_labels(names):
+    return Exists(
+        IssueLabel.objects.filter(issue=OuterRef("pk")).filter(_any(Q(name__iexact=n) for n in names))
+    )
+
+
+@_each
+def _resolve_label(c, ctx, operand):  # labels are free text: any value is valid
+    if isinstance(operand, Function):
+        raise ctx.bad_function(operand)
+    return {operand.text}
 
 
 # --- The field table ------------------------------------------------------------------------------
@@ -948,6 +970,7 @@ def _text_field(summary=False, description=False, comment=False):
 _user_column = {col: _column(col)(_resolve_user) for col in ("assignee_id", "reporter_id", "creator_id")}
 
 _KEY = _Field(EQUALITY | RANGE, _issue_key, ("project__key", "number"))
+_ISSUE_TYPE = _Field(EQUALITY, _column("issue_type_id")(_named(IssueType, "name")), ("issue_type__name",))
 _SPRINT = _Field(EQUALITY, _m2m("sprints", "sprint_id")(_resolve_sprint))
 _STORY_POINTS = _Field(EQUALITY | RANGE, _number("story_points"), ("story_points",))
 _CREATED = _Field(DATE, _date("created"), ("created",))
@@ -961,8 +984,8 @@ FIELDS = {
     "issuekey": _KEY,
     "id": _KEY,
     "issue": _KEY,
-    "issuetype": _Field(EQUALITY, _column("issue_type_id")(_named(IssueType, "name")), ("issue_type__name",)),
-    "type": _Field(EQUALITY, _column("issue_type_id")(_named(IssueType, "name")), ("issue_type__name",)),
+    "issuetype": _ISSUE_TYPE,
+    "type": _ISSUE_TYPE,
     "status": _Field(EQUALITY, _column("status_id")(_named(Status, "name")), ("status__name",)),
     "statuscategory": _Field(EQUALITY, _column("status_id")(_resolve_status_category)),
     "priority": _Field(EQUALITY | RANGE, _priority, ("-priority__rank",)),
@@ -972,14 +995,9 @@ FIELDS = {
     "watcher": _Field(EQUALITY, _related(Watcher, "issue_id")("user_id")(_resolve_user)),
     "labels": _Field(
         EQUALITY,
-        _set_membership(
-            lambda names: Exists(
-                IssueLabel.objects.filter(issue=OuterRef("pk")).filter(
-                    _any(Q(name__iexact=name) for name in sorted(names))
-                )
-            ),
-            lambda: ~Exists(IssueLabel.objects.filter(issue=OuterRef("pk"))),
-        )(_each(lambda c, ctx, operand: {_label(ctx, operand)})),
+        _set_membership(_has_labels, lambda: ~Exists(IssueLabel.objects.filter(issue=OuterRef("pk"))))(
+            _resolve_label
+        ),
     ),
     "summary": _Field(TEXT, _text_field(summary=True), ("summary",)),
     "description": _Field(TEXT, _text_field(description=True)),
@@ -1018,16 +1036,3 @@ ALL_FUNCTIONS = {
     "linkedissues",
     "watchedissues",
 }
-
-
-def _any(qs):
-    result = MATCH_NOTHING
-    for q in qs:
-        result |= q
-    return result
-
-
-def _label(ctx, operand):
-    if isinstance(operand, Function):
-        raise ctx.bad_function(operand)
-    return operand.text
