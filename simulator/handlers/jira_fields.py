@@ -6,7 +6,7 @@ STORY_POINTS_FIELD = "customfield_10016"
 
 
 def _system(fid, name, schema, clause_names=None, orderable=True, navigable=True, searchable=True):
-    return {
+    out = {
         "id": fid,
         "key": fid,
         "name": name,
@@ -15,8 +15,10 @@ def _system(fid, name, schema, clause_names=None, orderable=True, navigable=True
         "navigable": navigable,
         "searchable": searchable,
         "clauseNames": clause_names if clause_names is not None else [fid],
-        "schema": dict(schema, system=fid) if schema else None,
     }
+    if schema:
+        out["schema"] = dict(schema, system=fid)
+    return out
 
 
 def _custom(fid, name, schema, custom_type, clause_names):
@@ -25,7 +27,6 @@ def _custom(fid, name, schema, custom_type, clause_names):
         "id": fid,
         "key": fid,
         "name": name,
-        "untranslatedName": name,
         "custom": True,
         "orderable": True,
         "navigable": True,
@@ -142,7 +143,7 @@ CREATE_ONLY = {"project", "issuetype"}
 def field_meta(fid, required=False, allowed_values=None):
     """One field of createmeta / editmeta."""
     f = FIELDS_BY_ID[fid]
-    ops = ["set", "add", "remove"] if f["schema"] and f["schema"]["type"] == "array" else ["set"]
+    ops = ["set", "add", "remove"] if f["schema"]["type"] == "array" else ["set"]
     out = {
         "required": required,
         "schema": f["schema"],

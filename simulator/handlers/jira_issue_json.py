@@ -239,7 +239,7 @@ def issue_json(req, issue, fields, expand=()):
     if "names" in expand:
         out["names"] = {fid: FIELDS_BY_ID[fid]["name"] for fid in shown}
     if "schema" in expand:
-        out["schema"] = {fid: FIELDS_BY_ID[fid]["schema"] for fid in shown if FIELDS_BY_ID[fid]["schema"]}
+        out["schema"] = {fid: FIELDS_BY_ID[fid]["schema"] for fid in shown if "schema" in FIELDS_BY_ID[fid]}
     if "renderedFields" in expand:
         text = adf_to_text(issue.description)
         out["renderedFields"] = {"description": f"<p>{_escape(text)}</p>" if text else None}

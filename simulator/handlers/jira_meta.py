@@ -25,7 +25,6 @@ def server_info(req):
         "serverTime": render.jira_time(req.now),
         "scmInfo": "8b0e1d4d6a0f1c2c3f0e5d6b7a8c9d0e1f2a3b4c",
         "serverTitle": "Jira",
-        "defaultLocale": {"locale": "en_US"},
         "serverTimeZone": "Etc/UTC",
     }
 
@@ -33,6 +32,7 @@ def server_info(req):
 @routes.get(f"{API}/myself", operation="getCurrentUser", summary="Get the calling user", params=["expand"])
 def myself(req):
     out = render.user_json(req, req.user)
+    out["locale"] = "en_US"
     out["expand"] = "groups,applicationRoles"
     groups = [{"name": g, "self": f"{req.api_url}/group?groupname={g}"} for g in req.user.groups]
     out["groups"] = {"size": len(groups), "items": groups}

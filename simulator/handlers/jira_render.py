@@ -36,7 +36,6 @@ def user_json(req, user):
         "displayName": user.display_name,
         "active": user.active,
         "timeZone": user.time_zone,
-        "locale": "en_US",
     }
 
 
