@@ -47,9 +47,8 @@ def test_missing_summary_is_a_field_error(jira):
 def test_unknown_field_is_refused(jira):
     r = create(jira, customfield_99999="x")
     assert r.status_code == 400
-    assert r.json()["errors"] == {
-        "customfield_99999": "Field 'customfield_99999' cannot be set. It is not on the appropriate screen, or unknown."
-    }
+    message = "Field 'customfield_99999' cannot be set. It is not on the appropriate screen, or unknown."
+    assert r.json()["errors"] == {"customfield_99999": message}
 
 
 def test_unknown_issue_type_and_project(jira):
