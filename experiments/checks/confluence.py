@@ -54,7 +54,12 @@ def _targets(facts, params):
     return found, label
 
 
-@check("page_exists", "state", params={**TARGET, "exists": Param("bool", help="false: must not exist")})
+@check(
+    "page_exists",
+    "state",
+    params={**TARGET, "exists": Param("bool", help="false: must not exist")},
+    one_of=("id", "title"),
+)
 def page_exists(facts, params):
     """A current page with this id, or this title in this space, exists (or, with ``exists:
     false``, does not)."""
@@ -79,6 +84,7 @@ def page_exists(facts, params):
             help="field: expected value; each field earns an equal share",
         ),
     },
+    one_of=("id", "title"),
 )
 def page_fields(facts, params):
     """The page's title, parent (title or id), body text, labels, version, status have the
