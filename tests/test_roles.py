@@ -50,3 +50,12 @@ def test_the_role_command_grants_and_removes_a_role(make_user, capsys):
 def test_the_role_command_names_a_missing_user(db):
     with pytest.raises(CommandError, match="no user named 'ghost'"):
         call_command("role", "ghost", "viewers")
+
+
+def test_bootstrap_loads_the_acme_seed_once(db, capsys):
+    from simulator.models import World
+
+    call_command("bootstrap")
+    call_command("bootstrap")
+    assert "simulator seed: acme" in capsys.readouterr().out
+    assert World.objects.filter(seed="acme", is_template=True).count() == 1

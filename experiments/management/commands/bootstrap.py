@@ -5,6 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from experiments.roles import add_user_to_role, ensure_roles
+from simulator.seeding import load_seed
+
+BUILTIN_SEEDS = ["acme"]
 
 
 class Command(BaseCommand):
@@ -21,6 +24,9 @@ class Command(BaseCommand):
     def handle(self, *args, demo_user, username, url, **options):
         ensure_roles()
         self.stdout.write("roles: operators, reviewers, viewers")
+        for seed in BUILTIN_SEEDS:
+            template = load_seed(seed)  # idempotent: reloads only when the seed file changed
+            self.stdout.write(f"simulator seed: {seed} (template world {template.slug})")
         if demo_user:
             password = self._demo_password()
             user, created = get_user_model().objects.get_or_create(username=username)
