@@ -11,6 +11,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from experiments.checks.reader import CheckReader
+from experiments.solvers import SOLVERS
 from experiments.suites import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TEST_FRACTION,
@@ -339,6 +340,12 @@ class SuiteLoader(CheckReader):
                 or {}
             )
             out = {"solver": self.text(f["solver"][1], "'solver'", IDENTIFIER) if "solver" in f else None}
+            if out["solver"] is not None and out["solver"] not in SOLVERS:
+                self.error(
+                    f["solver"][1],
+                    f"unknown solver '{out['solver']}'{suggest(out['solver'], SOLVERS)}; solvers: "
+                    + ", ".join(sorted(SOLVERS)),
+                )
             if "args" in f:
                 out["args"] = self.value(f["args"][1])
                 if not isinstance(out["args"], dict):

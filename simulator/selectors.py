@@ -372,3 +372,12 @@ def changes(world, *, after_seq=0):
         }
         for ch in rows
     ]
+
+
+def acting_user(world, account_id=None):
+    """The User to make calls as (what SimClient takes): the one with ``account_id``, or the
+    world's first active user in seed order; None when there is no such user."""
+    users_ = User.objects.filter(world=world)
+    if account_id is not None:
+        return users_.filter(account_id=str(account_id)).first()
+    return users_.filter(active=True).order_by("pk").first()

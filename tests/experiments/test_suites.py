@@ -210,3 +210,11 @@ def test_dump_keeps_names_weights_and_required_flags_that_differ_from_the_defaul
     assert again == spec
     budget = again.tasks[0].trace[0]
     assert (budget.name, budget.weight, budget.required) == ("budget", 2.5, True)
+
+
+def test_it_names_an_unknown_solver():
+    text = suite("instruction: x\ntrace: [{max_calls: 2}]\nsolution: {solver: transition_isue}\n")
+    assert problems(text) == [
+        "line 8, column 24: unknown solver 'transition_isue' (did you mean 'transition_issue'?); "
+        "solvers: transition_issue"
+    ]
