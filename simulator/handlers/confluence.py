@@ -1,5 +1,6 @@
-"""Confluence handlers: v2 (/wiki/api/v2) and the classic v1 content API (/wiki/rest/api)."""
+"""Confluence handlers: v2 (/wiki/api/v2) and the classic v1 content API (/wiki/rest/api), over
+one page store (confluence_pages.py)."""
 
-from simulator.routing import CONFLUENCE_V2, Routes
+from simulator.handlers import confluence_v1, confluence_v2
 
-routes = Routes(api=CONFLUENCE_V2)
+routes = confluence_v2.routes + confluence_v1.routes
