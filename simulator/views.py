@@ -5,7 +5,6 @@ import secrets
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from simulator.models import User
@@ -13,10 +12,6 @@ from simulator.routing import api_of_path, dispatch, error_for
 
 # Exactly this content type: atlassian-python-api reads an error body only when it sees it.
 JSON_TYPE = "application/json;charset=UTF-8"
-
-
-def worlds_index(request):
-    return render(request, "simulator/worlds.html", {"section": "simulator"})
 
 
 @csrf_exempt
