@@ -6,17 +6,10 @@ relative ``_links.next``, ``_links.base`` and a ``Link`` header. Errors use the 
 ``{"errors": [{"status", "code", "title", "detail"}]}``.
 """
 
-import base64
-import binascii
-import datetime as dt
-import json
-from urllib.parse import urlencode
-
-from django.db.models import Q
-
 from simulator.handlers import confluence_pages as store
+from simulator.handlers.confluence_cursor import keyset_page, results
 from simulator.models import Page, PageLabel, PageVersion, Space
-from simulator.routing import CONFLUENCE_V2, Routes, SimResponse, no_content
+from simulator.routing import CONFLUENCE_V2, Routes, no_content
 from simulator.world_config import config_for
 
 routes = Routes(api=CONFLUENCE_V2)
@@ -40,7 +33,6 @@ PAGE_SORTS = {
 }
 SPACE_SORTS = {"id": ("ext_id",), "key": ("key", "ext_id"), "name": ("name", "ext_id")}
 CHILD_SORTS = {**PAGE_SORTS, "child-position": ("position", "ext_id")}
-DATETIME_FIELDS = {"created", "version_created"}
 PAGE_LIST_PARAMS = ["sort", "status", "title", "body-format", "cursor", "limit"]
 BODY_WRITE = {
     "type": "object",
@@ -184,71 +176,6 @@ def _path_id(req):
     if not text.isdigit():
         raise req.error(400, f"The id '{text}' is not a number.")
     return int(text)
-
-
-def _sort(req, sorts, default):
-    text = req.param("sort") or default
-    descending = text.startswith("-")
-    if text.lstrip("-") not in sorts:
-        raise req.error(
-            400, f"Invalid value for sort: {text}. Valid values: {', '.join(sorts)} (- for descending)."
-        )
-    return text, sorts[text.lstrip("-")], descending
-
-
-def _encode(value):
-    return value.isoformat() if isinstance(value, dt.datetime) else value
-
-
-def _decode_cursor(req, token, sort_text, columns):
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        if data["sort"] != sort_text or len(data["after"]) != len(columns):
-            raise ValueError("the cursor belongs to another sort")
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise req.error(400, "The cursor is invalid or expired.") from None
-    return [
-        dt.datetime.fromisoformat(value) if column in DATETIME_FIELDS else value
-        for column, value in zip(columns, data["after"], strict=True)
-    ]
-
-
-def keyset_page(req, queryset, sorts, default_sort):
-    """(rows, next cursor or None): ``limit`` rows after the ``cursor`` in the ``sort`` order."""
-    sort_text, columns, descending = _sort(req, sorts, default_sort)
-    limit = req.int_param("limit", 25, minimum=1, maximum=250)
-    ordered = queryset.order_by(*[f"-{c}" if descending else c for c in columns])
-    if req.param("cursor"):
-        after = _decode_cursor(req, req.param("cursor"), sort_text, columns)
-        op = "lt" if descending else "gt"
-        condition = Q()
-        for n, column in enumerate(columns):
-            step = Q(**{c: v for c, v in zip(columns[:n], after[:n], strict=True)}) & Q(
-                **{f"{column}__{op}": after[n]}
-            )
-            condition |= step
-        ordered = ordered.filter(condition)
-    rows = list(ordered[: limit + 1])
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    after = [_encode(getattr(last, c)) for c in columns]
-    token = base64.urlsafe_b64encode(json.dumps({"sort": sort_text, "after": after}).encode()).decode()
-    return rows[:limit], token.rstrip("=")
-
-
-def results(req, items, cursor):
-    """``{"results", "_links": {"next"?, "base"}}`` plus the ``Link`` header of the next page."""
-    links = {}
-    headers = {}
-    if cursor:
-        query = [(k, v) for k, values in req.params.items() if k != "cursor" for v in values]
-        query.append(("cursor", cursor))
-        links["next"] = f"{req.path}?{urlencode(query)}"
-        headers["Link"] = f'<{links["next"]}>; rel="next", <{store.wiki_base(req)}>; rel="base"'
-    links["base"] = store.wiki_base(req)
-    return SimResponse(200, {"results": items, "_links": links}, headers)
 
 
 def _statuses(req, default):
