@@ -74,7 +74,14 @@ def prepare(variant, *, template=None):
     world = fork_for(variant, template)
     user = selectors.acting_user(world)
     saved = {}
-    run_steps(world, user, variant.setup, saved, strict=True)
+    try:
+        run_steps(world, user, variant.setup, saved, strict=True)
+    except SetupError:
+        from simulator.forking import delete_worlds
+        from simulator.models import World
+
+        delete_worlds(World.objects.filter(pk=world.pk))  # nobody will use a half-prepared world
+        raise
     world.refresh_from_db(fields=["ticks", "next_ext_id"])
     return Prepared(world, variant.bind(saved), user, after_seq=world.ticks, saved=saved)
 

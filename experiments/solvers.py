@@ -44,3 +44,26 @@ def transition_issue(client, args):
         if final is not None:
             return args.get("answer", "done")
     raise SolverError(f"{key} did not reach {args['status']!r} in 8 transitions")
+
+
+@solver("for_each_issue")
+def for_each_issue(client, args):
+    """Search ``jql`` (GET /search/jql) and, for every issue found, send ``edit`` (an edit body:
+    ``fields`` and/or ``update``) and/or move it to ``status`` as ``transition_issue`` does (with
+    ``fields`` on the last transition). Fails when the search finds nothing."""
+    found = client.request("GET", "/rest/api/3/search/jql", params={"jql": args["jql"], "maxResults": 100})
+    if found.status_code >= 400:
+        raise SolverError(f"the search {args['jql']!r} failed: {found.text}")
+    ids = [issue["id"] for issue in found.json()["issues"]]
+    if not ids:
+        raise SolverError(f"the search {args['jql']!r} found no issue")
+    for issue_id in ids:
+        if args.get("edit"):
+            response = client.request("PUT", f"/rest/api/3/issue/{issue_id}", json=args["edit"])
+            if response.status_code >= 400:
+                raise SolverError(f"editing issue {issue_id} failed: {response.text}")
+        if args.get("status"):
+            transition_issue(
+                client, {"issue": issue_id, "status": args["status"], "fields": args.get("fields")}
+            )
+    return args.get("answer", "done")

@@ -36,7 +36,18 @@ def test_check_prints_a_line_per_variant_and_the_count(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "12 passed, 0 failed"  # 4 tasks x (2 train + 1 test)
     assert lines[0] == "ok   jira-oracle/transition-new-issue/train/0 oracle=1.000"
-    assert len(lines) == 13
+    assert len([line for line in lines if line.startswith(("ok ", "FAIL "))]) == 12
+
+
+def test_check_flags_a_task_whose_mutants_score_close_to_the_oracle(capsys):
+    call_command("suites", "load", str(SUITES / "jira_oracle.yaml"))
+    capsys.readouterr()
+    call_command("suites", "check", "--suite", "jira-oracle", "--task", "read-priority", "--sample", "1")
+    lines = capsys.readouterr().out.splitlines()
+    # The dense preset's 0.2 for calls is all that a guessed answer without the read loses.
+    assert "     ! saturated: mutation 'stop early' scores 0.900, close to the oracle" in lines
+    assert lines[-2].startswith("saturated: jira-oracle/read-priority: train/0: mutation 'stop early'")
+    assert lines[-1] == "2 passed, 0 failed"
 
 
 def test_check_fails_with_the_variants_that_fail(tmp_path, capsys):
