@@ -334,8 +334,8 @@ def _check(variant, report, fresh):
             report.flags.append(f"mutation '{name}' scores {result.reward:.3f}, close to the oracle")
 
 
-def check_tasks(tasks, *, sample=None):
-    """Check the variants of each task (TaskSpecs): every variant of both splits, or the first
+def check_tasks(tasks, *, sample=None, splits=("train", "test")):
+    """Check the variants of each task (TaskSpecs): every variant of the splits, or the first
     ``sample`` of each split. Yields one VariantCheck per variant, as it is done. The tasks' seed
     worlds are loaded first when they are not."""
     from experiments.variants import draw_variants
@@ -344,7 +344,7 @@ def check_tasks(tasks, *, sample=None):
     for seed in sorted({t.seed for t in tasks}):
         load_seed(seed)  # a no-op once the seed is loaded
     for task in tasks:
-        for split in ("train", "test"):
+        for split in splits:
             count = None if sample is None else min(sample, task.variants.get(split, 0))
             for variant in draw_variants(task, split, count=count):
                 yield check_variant(variant)

@@ -38,6 +38,7 @@ class Command(BaseCommand):
         check.add_argument(
             "--sample", type=int, default=None, help="only the first N variants of each split of each task"
         )
+        check.add_argument("--split", choices=("train", "test"), help="only this split")
         check.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
 
     def handle(self, *args, action, **options):
@@ -83,11 +84,11 @@ class Command(BaseCommand):
             specs += [s.spec() for s in stored]
         return specs
 
-    def check_suites(self, suites, files, as_json, *, tasks=(), sample=None):
+    def check_suites(self, suites, files, as_json, *, tasks=(), sample=None, splits=("train", "test")):
         reports = []
         for spec in self._specs(suites, files):
             chosen = [t for t in spec.tasks if not tasks or t.id in tasks]
-            for report in check_tasks(chosen, sample=sample):
+            for report in check_tasks(chosen, sample=sample, splits=splits):
                 reports.append((spec.name, report))
                 if not as_json:
                     self.stdout.write(report.line(prefix=f"{spec.name}/"))
