@@ -1,0 +1,537 @@
+"""Training a policy on a task suite in one process: the pieces the headless ``manage.py train``
+command runs in a loop, and that the Celery orchestration can run one task at a time.
+
+- ``build_policy(config, system)``: base model + LoRA adapter (fresh, or a saved checkpoint), its
+  tokenizer, a batched generation backend and the system prompt (``suite_system_prompt``).
+- ``demonstrations(spec, split)``: every variant's oracle played through a SimEnvironment
+  (``experiments.environment.oracle_transcript``), kept when it scores 1.0; ``transcript_messages``
+  renders one as the chat the policy reads, for SFT.
+- ``sample_groups(policy, variants, G, settings)``: G rollouts of each variant, all of them batched
+  together through the trainer's agent loop, verified; one group of episodes per variant.
+- ``train_step(policy, groups, grpo)``: one GRPO update from those groups (trainer.grpo).
+- ``evaluate_split(policy, spec, split)``: greedy episodes on a split, reward and success per task.
+- ``run_training(config)``: the whole run (``--algo grpo|sft|sft+grpo|eval``) and its report:
+  ``{"config", "iterations": [one metrics object per SFT epoch / GRPO iteration], "eval":
+  {"before", "after"}}`` (plus ``"after_sft"`` for sft+grpo, and the run's ``"seconds"``).
+
+The episodes' worlds are deleted once verified unless ``keep_worlds`` is set (their outcome is
+marked either way); the report keeps every verdict that matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from experiments.environment import SimEnvironment, discard_worlds, oracle_transcript, tool_docs
+from experiments.solvers import SolverError
+from trainer.evaluate import evaluate
+from trainer.generation import SamplingSettings, TransformersBackend
+from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
+from trainer.models import DEFAULT_MODEL, LoraSettings, add_lora, load_base_model
+from trainer.prompts import build_messages, render_observation, system_prompt
+from trainer.rollout import Episode, RolloutSettings, run_episodes
+from trainer.sft import SFTConfig, encode_demonstration, sft_train
+
+log = logging.getLogger(__name__)
+
+ALGOS = ("grpo", "sft", "sft+grpo", "eval")
+TOOL_DOCS = ("families", "used")
+
+
+class TrainingError(ValueError):
+    """A run that cannot start as configured (unknown suite, no variants, bad settings)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the command line's options, one to one.
+
+    ``train_variants``/``eval_variants`` cap the variants per task of the train/test split (None:
+    all the suite draws); ``tasks`` keeps only those task ids; ``learning_rate`` and
+    ``sft_learning_rate`` default to trainer.grpo's and trainer.sft's; ``max_turns`` caps each
+    task's own limit; ``time_budget`` (seconds) stops SFT epochs and GRPO iterations once spent.
+    """
+
+    suite: str = "atlassian-core"
+    model: str = DEFAULT_MODEL
+    algo: str = "grpo"
+    sft_epochs: int = 2
+    iterations: int = 10
+    group_size: int = 4
+    tasks_per_iteration: int = 4
+    eval_every: int = 0
+    seed: int = 0
+    learning_rate: float | None = None
+    sft_learning_rate: float | None = None
+    lora_rank: int = 16
+    lora_alpha: int | None = None
+    max_turns: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 192
+    observation_tokens: int = 256
+    beta: float = 0.0
+    inner_epochs: int = 1
+    micro_batch_size: int = 8
+    eval_variants: int | None = None
+    train_variants: int | None = None
+    eval_batch_size: int = 16
+    tasks: list[str] = field(default_factory=list)
+    tool_docs: str = "families"
+    time_budget: float | None = None
+    keep_worlds: bool = False
+    checkpoint_in: str | None = None
+    checkpoint_out: str | None = None
+    device: str | None = None
+
+    def check(self) -> None:
+        if self.algo not in ALGOS:
+            raise TrainingError(f"algo is one of {', '.join(ALGOS)}, not {self.algo!r}")
+        if self.tool_docs not in TOOL_DOCS:
+            raise TrainingError(f"tool docs are one of {', '.join(TOOL_DOCS)}, not {self.tool_docs!r}")
+        for name in ("group_size", "tasks_per_iteration", "max_new_tokens", "lora_rank"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"{name} must be at least 1")
+        for name in ("iterations", "sft_epochs", "eval_every"):
+            if getattr(self, name) < 0:
+                raise TrainingError(f"{name} must not be negative")
+        if "grpo" in self.algo and self.group_size < 2:
+            raise TrainingError("GRPO needs a group size of at least 2 (advantages are within a group)")
+
+    @property
+    def uses_sft(self) -> bool:
+        return self.algo in ("sft", "sft+grpo")
+
+    @property
+    def uses_grpo(self) -> bool:
+        return self.algo in ("grpo", "sft+grpo")
+
+    def lora(self) -> LoraSettings:
+        return LoraSettings(rank=self.lora_rank, alpha=self.lora_alpha or 2 * self.lora_rank)
+
+    def grpo(self) -> GRPOConfig:
+        defaults = GRPOConfig()
+        return GRPOConfig(
+            learning_rate=self.learning_rate or defaults.learning_rate,
+            beta=self.beta,
+            inner_epochs=self.inner_epochs,
+            micro_batch_size=self.micro_batch_size,
+            temperature=self.temperature,
+        )
+
+    def sft(self) -> SFTConfig:
+        defaults = SFTConfig()
+        return SFTConfig(
+            learning_rate=self.sft_learning_rate or defaults.learning_rate,
+            epochs=self.sft_epochs,
+            micro_batch_size=self.micro_batch_size,
+            seed=self.seed,
+        )
+
+    def rollout(self, max_turns: int) -> RolloutSettings:
+        """Agent-loop settings for sampling; ``max_turns`` the longest turn limit of the variants."""
+        return RolloutSettings(
+            max_turns=min(max_turns, self.max_turns) if self.max_turns else max_turns,
+            observation_tokens=self.observation_tokens,
+            sampling=SamplingSettings(
+                max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p
+            ),
+        )
+
+
+# --- Suites and variants ---------------------------------------------------------------------------
+
+
+def load_suite_spec(name: str):
+    """A SuiteSpec: a stored suite by name (the built-in suites are loaded on first use), or a
+    suite YAML file by path (read, not stored)."""
+    from experiments.builtin import load_builtin_suites
+    from experiments.models import TaskSuite
+    from experiments.suites import load_suite
+
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return load_suite(path.read_text())
+    stored = TaskSuite.objects.filter(name=name).first()
+    if stored is None:
+        load_builtin_suites()
+        stored = TaskSuite.objects.filter(name=name).first()
+    if stored is None:
+        known = ", ".join(TaskSuite.objects.values_list("name", flat=True)) or "none"
+        raise TrainingError(f"no suite named {name!r} (stored suites: {known}); or give a suite file")
+    return stored.spec()
+
+
+def suite_tasks(spec, tasks: Sequence[str] = ()):
+    """The suite's TaskSpecs, only ``tasks`` when given (unknown ids are an error)."""
+    if not tasks:
+        return list(spec.tasks)
+    unknown = set(tasks) - {t.id for t in spec.tasks}
+    if unknown:
+        raise TrainingError(f"suite {spec.name!r} has no task {', '.join(sorted(unknown))}")
+    return [t for t in spec.tasks if t.id in tasks]
+
+
+def suite_variants(spec, split: str, *, tasks: Sequence[str] = (), per_task: int | None = None) -> list:
+    """The variants of a split, task by task: all the suite draws, or the first ``per_task``."""
+    from experiments.suites import variants
+    from simulator.seeding import load_seed
+
+    chosen = suite_tasks(spec, tasks)
+    for seed in sorted({t.seed for t in chosen}):
+        load_seed(seed)  # entity pools are read from the seed world
+    out = []
+    for task in chosen:
+        available = task.variants.get(split, 0)
+        out += variants(task, split, count=min(per_task, available) if per_task is not None else None)
+    return out
+
+
+def suite_system_prompt(spec, *, tasks: Sequence[str] = (), scope: str = "families") -> str:
+    """The system prompt of a suite: the trainer's action rules, then the endpoint lines."""
+    return system_prompt(tool_docs(suite_tasks(spec, tasks), scope=scope))
+
+
+# --- The policy ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Policy:
+    """A LoRA-wrapped model with what it needs to act: tokenizer, batched backend, system prompt.
+    ``optimizer`` is the current phase's (set by the phase that trains)."""
+
+    model: object
+    tokenizer: object
+    backend: TransformersBackend
+    system: str
+    name: str
+    optimizer: torch.optim.Optimizer | None = None
+
+
+def build_policy(config: TrainConfig, system: str) -> Policy:
+    """Load the base model with a fresh LoRA adapter, or with ``config.checkpoint_in``'s adapter
+    (trainable), and a batched generation backend over it."""
+    from trainer.checkpoints import load_checkpoint
+
+    torch.manual_seed(config.seed)
+    base, tokenizer = load_base_model(config.model, device=config.device)
+    if config.checkpoint_in:
+        model = load_checkpoint(base, config.checkpoint_in, trainable=True)
+    else:
+        model = add_lora(base, config.lora())
+    return Policy(model, tokenizer, TransformersBackend(model, tokenizer), system, config.model)
+
+
+def _parameters(model) -> dict:
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+# --- Demonstrations (SFT) ---------------------------------------------------------------------------
+
+
+def demonstrations(spec, split: str = "train", *, tasks: Sequence[str] = (), per_task: int | None = None):
+    """(transcripts, skipped): each variant's oracle played through a SimEnvironment, kept when it
+    scores 1.0; ``skipped`` lists ``"variant key: why"`` for the others. Worlds are deleted."""
+    kept, skipped = [], []
+    for variant in suite_variants(spec, split, tasks=tasks, per_task=per_task):
+        try:
+            transcript = oracle_transcript(variant)
+        except (SolverError, ValueError, KeyError) as err:
+            skipped.append(f"{variant.key}: the oracle could not be played: {err}")
+            continue
+        discard_worlds([transcript.world])
+        if transcript.result.reward < 1.0:
+            skipped.append(f"{variant.key}: the oracle scores {transcript.result.reward:.3f}")
+            continue
+        kept.append(transcript)
+    return kept, skipped
+
+
+def transcript_messages(transcript, system: str, tokenizer, observation_tokens: int = 256) -> list[dict]:
+    """A transcript as chat messages, exactly as the agent loop renders an episode: system,
+    instruction, then each action (assistant) and its observation (user); the final action has
+    none and ends the chat."""
+    messages = build_messages(system, transcript.instruction)
+    for text, observation in transcript.turns:
+        messages.append({"role": "assistant", "content": text})
+        if observation is not None:
+            messages.append(
+                {"role": "user", "content": render_observation(observation, tokenizer, observation_tokens)}
+            )
+    return messages
+
+
+# --- Rollouts, updates, evaluation -------------------------------------------------------------------
+
+
+def _environments(variants, copies: int, max_turns: int | None):
+    return [SimEnvironment(v, max_turns=max_turns) for v in variants for _ in range(copies)]
+
+
+def sample_groups(
+    policy: Policy,
+    variants: Sequence,
+    group_size: int,
+    settings: RolloutSettings,
+    *,
+    keep_worlds: bool = False,
+) -> list[list[Episode]]:
+    """``group_size`` episodes of each variant, all generated in one batched run; one group (list
+    of verified episodes, verdicts in ``episode.details``) per variant, in order."""
+    envs = _environments(variants, group_size, settings.max_turns)
+    task_ids = [v.task_id for v in variants for _ in range(group_size)]
+    try:
+        episodes = run_episodes(policy.backend, policy.tokenizer, policy.system, envs, settings, task_ids)
+    finally:
+        if not keep_worlds:
+            discard_worlds([env.world for env in envs])
+    return [episodes[i : i + group_size] for i in range(0, len(episodes), group_size)]
+
+
+def sample_group(
+    policy: Policy, variant, group_size: int, settings: RolloutSettings, **kwargs
+) -> list[Episode]:
+    """``sample_groups`` for one variant."""
+    return sample_groups(policy, [variant], group_size, settings, **kwargs)[0]
+
+
+def _episode_figures(episodes: Sequence[Episode]) -> dict:
+    n = len(episodes) or 1
+    return {
+        "format_errors_mean": sum(e.details.get("format_errors", 0) for e in episodes) / n,
+        "turns_mean": sum(len(e.turns) for e in episodes) / n,
+        "calls_mean": sum(e.details.get("calls", 0) for e in episodes) / n,
+        "finished_fraction": sum(e.done for e in episodes) / n,
+    }
+
+
+def train_step(policy: Policy, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
+    """One GRPO update of the policy's adapter from verified groups; the update's metrics
+    (trainer.grpo.grpo_update) plus format errors, turns and calls per episode."""
+    if policy.optimizer is None:
+        policy.optimizer = make_optimizer(policy.model, config.learning_rate, config.weight_decay)
+    metrics = grpo_update(policy.model, policy.optimizer, groups, config)
+    metrics.update(_episode_figures([e for group in groups for e in group]))
+    return metrics
+
+
+def evaluate_split(
+    policy: Policy,
+    spec,
+    split: str = "test",
+    *,
+    settings: RolloutSettings,
+    tasks: Sequence[str] = (),
+    per_task: int | None = None,
+    batch_size: int = 16,
+    keep_worlds: bool = False,
+) -> dict:
+    """Greedy episodes on every variant of a split: ``{"reward", "success", "episodes",
+    "per_task": {task: {"reward", "success", "episodes"}}, "format_errors_mean", "turns_mean",
+    "calls_mean", "finished_fraction", "seconds", "variants": [{"key", "reward", "success",
+    "turns", "format_errors"}]}``."""
+    started = time.perf_counter()
+    variants = suite_variants(spec, split, tasks=tasks, per_task=per_task)
+    envs = _environments(variants, 1, settings.max_turns)
+    try:
+        summary, episodes = evaluate(
+            policy.backend,
+            policy.tokenizer,
+            policy.system,
+            [(v.task_id, env) for v, env in zip(variants, envs, strict=True)],
+            settings,
+            greedy=True,
+            batch_size=batch_size,
+        )
+    finally:
+        if not keep_worlds:
+            discard_worlds([env.world for env in envs])
+    summary.update(_episode_figures(episodes))
+    summary["seconds"] = time.perf_counter() - started
+    summary["variants"] = [
+        {
+            "key": e.details.get("variant"),
+            "reward": e.reward,
+            "success": e.success,
+            "turns": len(e.turns),
+            "format_errors": e.details.get("format_errors", 0),
+        }
+        for e in episodes
+    ]
+    return summary
+
+
+def _brief(summary: dict) -> dict:
+    """An evaluation without its per-variant list (for per-iteration entries)."""
+    return {k: v for k, v in summary.items() if k != "variants"}
+
+
+# --- The run ----------------------------------------------------------------------------------------
+
+Progress = Callable[[str, dict], None]
+
+
+def _quiet(_event: str, _data: dict) -> None:
+    return None
+
+
+def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
+    """Run ``config.algo`` end to end and return the report (see the module docstring).
+
+    ``progress(event, data)`` is told: ``"plan"`` ({"steps": SFT epochs + GRPO iterations}),
+    ``"eval"`` ({"label", "summary"}) and ``"step"`` (one entry of ``iterations``).
+    """
+    config.check()
+    progress = progress or _quiet
+    started = time.perf_counter()
+    spec = load_suite_spec(config.suite)
+    train = suite_variants(spec, "train", tasks=config.tasks, per_task=config.train_variants)
+    test = suite_variants(spec, "test", tasks=config.tasks, per_task=config.eval_variants)
+    if not test:
+        raise TrainingError(f"suite {spec.name!r} has no test variants to evaluate on")
+    if config.algo != "eval" and not train:
+        raise TrainingError(f"suite {spec.name!r} has no train variants to train on")
+    system = suite_system_prompt(spec, tasks=config.tasks, scope=config.tool_docs)
+    policy = build_policy(config, system)
+    settings = config.rollout(max(v.max_turns for v in [*train, *test]))
+
+    demos, skipped = [], []
+    if config.uses_sft:
+        transcripts, skipped = demonstrations(
+            spec, "train", tasks=config.tasks, per_task=config.train_variants
+        )
+        demos = [
+            encode_demonstration(
+                policy.tokenizer,
+                transcript_messages(t, system, policy.tokenizer, config.observation_tokens),
+            )
+            for t in transcripts
+        ]
+        if not demos:
+            raise TrainingError("no oracle demonstration scored 1.0; SFT has nothing to learn from")
+
+    report = {
+        "config": {
+            **asdict(config),
+            "suite_name": spec.name,
+            "grpo": asdict(config.grpo()) if config.uses_grpo else None,
+            "sft": asdict(config.sft()) if config.uses_sft else None,
+            "rollout": asdict(settings),
+            "train_variants_used": len(train),
+            "test_variants_used": len(test),
+            "demonstrations": len(demos),
+            "demonstrations_skipped": skipped,
+            "system_prompt_tokens": len(policy.tokenizer.encode(system)),
+            "device": str(next(policy.model.parameters()).device),
+            "torch_threads": torch.get_num_threads(),
+            **_parameters(policy.model),
+        },
+        "iterations": [],
+        "eval": {},
+    }
+    steps = (config.sft_epochs if config.uses_sft else 0) + (config.iterations if config.uses_grpo else 0)
+    progress("plan", {"steps": steps})
+
+    def run_eval(label: str) -> dict:
+        summary = evaluate_split(
+            policy,
+            spec,
+            "test",
+            settings=settings,
+            tasks=config.tasks,
+            per_task=config.eval_variants,
+            batch_size=config.eval_batch_size,
+            keep_worlds=config.keep_worlds,
+        )
+        progress("eval", {"label": label, "summary": summary})
+        return summary
+
+    report["eval"]["before"] = run_eval("before")
+    if config.algo == "eval":
+        report["eval"]["after"] = report["eval"]["before"]  # nothing trained: one evaluation
+    else:
+        training_started = time.perf_counter()
+
+        def out_of_time() -> bool:
+            spent = time.perf_counter() - training_started
+            return config.time_budget is not None and spent >= config.time_budget
+
+        def record(entry: dict) -> None:
+            index = len(report["iterations"]) + 1
+            if config.eval_every and index % config.eval_every == 0:
+                entry["eval"] = _brief(run_eval(f"iteration {index}"))
+            entry = {"iteration": index, **entry, "elapsed": time.perf_counter() - training_started}
+            report["iterations"].append(entry)
+            progress("step", entry)
+
+        if config.uses_sft:
+            sft_phase(policy, demos, config, record, out_of_time)
+            if config.uses_grpo:
+                report["eval"]["after_sft"] = run_eval("after SFT")
+        if config.uses_grpo:
+            grpo_phase(policy, train, settings, config, record, out_of_time)
+        report["eval"]["after"] = run_eval("after")
+    if config.checkpoint_out:
+        from trainer.checkpoints import save_checkpoint
+
+        version = len(report["iterations"])
+        save_checkpoint(
+            policy.model, config.checkpoint_out, version, config.model, _brief(report["eval"]["after"])
+        )
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
+def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time) -> None:
+    """``config.sft_epochs`` epochs on the demonstrations; ``record`` gets one entry per epoch."""
+    sft = config.sft()
+    policy.optimizer = make_optimizer(policy.model, sft.learning_rate, sft.weight_decay)
+    for epoch in range(config.sft_epochs):
+        if out_of_time():
+            break
+        (history,) = sft_train(
+            policy.model, policy.optimizer, demos, replace(sft, epochs=1, seed=sft.seed + epoch)
+        )
+        record({"phase": "sft", **history, "epoch": epoch + 1, "demonstrations": len(demos)})
+    policy.optimizer = None
+
+
+def grpo_phase(
+    policy: Policy, train: Sequence, settings: RolloutSettings, config: TrainConfig, record, out_of_time
+):
+    """``config.iterations`` GRPO iterations: each samples ``group_size`` episodes of
+    ``tasks_per_iteration`` train variants (a seeded shuffle, cycled) and updates once."""
+    grpo = config.grpo()
+    policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
+    rng = random.Random(config.seed)  # noqa: S311 - a reproducible order, not a secret
+    order: list = []
+    for _iteration in range(config.iterations):
+        if out_of_time():
+            break
+        chosen = []
+        while len(chosen) < min(config.tasks_per_iteration, len(train)):
+            if not order:
+                order = list(train)
+                rng.shuffle(order)
+            chosen.append(order.pop())
+        generation_started = time.perf_counter()
+        groups = sample_groups(policy, chosen, config.group_size, settings, keep_worlds=config.keep_worlds)
+        generation_seconds = time.perf_counter() - generation_started
+        metrics = train_step(policy, groups, grpo)
+        generated = metrics["tokens_generated"]
+        metrics.update(
+            generation_seconds=generation_seconds,
+            generation_tokens_per_s=generated / generation_seconds if generation_seconds else 0.0,
+            variants=[v.key for v in chosen],
+        )
+        record({"phase": "grpo", **metrics})
