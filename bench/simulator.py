@@ -30,6 +30,7 @@ import base64
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -385,6 +386,8 @@ def main():
     _setup_django()
     from django.db import connection
 
+    # A killed benchmark still drops its database (SystemExit unwinds through the with block).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ThrowAwayDatabase() as db:
         from simulator.seeding import load_seed
 

@@ -14,6 +14,7 @@ from django.apps import apps
 from django.db import connection, models, transaction
 
 from simulator.models import ApiCall, Change, User, World, new_api_token
+from simulator.world_config import CONFIG_MODELS, WorldConfig, remember
 
 _SNAPSHOTS = OrderedDict()
 _SNAPSHOT_LIMIT = 8
@@ -75,6 +76,7 @@ def fork_world(template, slug=None):
             model: dict(zip((row["id"] for row in rows), new_pks.get(model, ()), strict=True))
             for model, rows in snap.items()
         }
+        written = {}
         for model, rows in snap.items():
             if not rows:
                 continue
@@ -96,6 +98,9 @@ def fork_world(template, slug=None):
                     values["api_token"] = new_api_token()
                 objs.append(model(**values))
             model.objects.bulk_create(objs)
+            written[model] = objs
+    # The fork's configuration is what was just written: its first call need not read it back.
+    remember(world, WorldConfig({model: written.get(model, []) for model in CONFIG_MODELS}))
     return world
 
 

@@ -17,7 +17,6 @@ import datetime as dt
 import secrets
 
 from django.db import models
-from django.db.models import F
 
 STATUS_CATEGORIES = {
     # key: (id, name, colorName) exactly as Jira Cloud reports them
@@ -60,8 +59,8 @@ class World(models.Model):
         return self.clock_start + dt.timedelta(milliseconds=self.ticks * self.clock_step_ms)
 
     def tick(self):
-        """Advance the clock by one step (once per API call) and return the new time."""
-        World.objects.filter(pk=self.pk).update(ticks=F("ticks") + 1)
+        """Advance the clock by one step and return the new time. In memory: the dispatcher
+        writes the clock back with the call's trace (simulator.trace)."""
         self.ticks += 1
         return self.now()
 
@@ -72,8 +71,10 @@ class World(models.Model):
         return fork_world(self, slug)
 
     def allocate_ids(self, count=1):
-        """Reserve ``count`` consecutive ext_ids from this world's counter; return the first."""
-        World.objects.filter(pk=self.pk).update(next_ext_id=F("next_ext_id") + count)
+        """Reserve ``count`` consecutive ext_ids from this world's counter; return the first.
+
+        In memory, inside a call: the dispatcher writes the counter back with the call's trace, and
+        forgets what a failed call allocated."""
         first = self.next_ext_id
         self.next_ext_id += count
         return first

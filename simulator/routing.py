@@ -11,7 +11,8 @@ A handler is a plain function ``handler(req: SimRequest)`` registered on a ``Rou
 
 ``dispatch()`` matches a method + path against the table, ticks the world's clock once, runs the
 handler in a transaction (rolled back when it fails), turns errors into Atlassian-shaped answers
-(never a 500) and appends the call, with the changes the handler recorded, to the world's trace.
+(never a 500) and appends the call, with the changes the handler recorded, to the world's trace
+(simulator.trace), in the same transaction as the handler's writes.
 """
 
 import logging
@@ -22,7 +23,8 @@ from typing import Any
 
 from django.db import transaction
 
-from simulator.models import ApiCall, Change, World
+from simulator.models import World
+from simulator.trace import write_call
 
 log = logging.getLogger(__name__)
 
@@ -264,17 +266,8 @@ class SimRequest:
     # The change log
 
     def record(self, action, object_type, object_ref, field="", before=None, after=None):
-        self.changes.append(
-            Change(
-                world=self.world,
-                action=action,
-                object_type=object_type,
-                object_ref=str(object_ref),
-                field=field,
-                before=before,
-                after=after,
-            )
-        )
+        """Log that this call changed ``field`` of an object (written with the call's trace)."""
+        self.changes.append((action, object_type, str(object_ref), field, before, after))
 
     def record_create(self, object_type, object_ref, values=None):
         """One row for the object, then one per initial field value given."""
@@ -407,7 +400,12 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
     ``params``: a dict of query parameters (values may be lists) or a QueryParams.
     ``body_error``: set by the HTTP door when the request body was not valid JSON.
     ``lock``: re-read and lock the world's row first (the HTTP door, where several processes may
-    serve one world; the in-process client owns its World object).
+    serve one world; the in-process client owns its World object and its counters).
+
+    One transaction per call: the handler's writes, the world's clock and id counter and the trace
+    (simulator.trace) commit together. A call that fails is rolled back whole and its trace entry
+    written in a transaction of its own, so the common case, a call that succeeds, needs no
+    savepoint.
     """
     started = time.perf_counter()
     method = method.upper()
@@ -418,58 +416,63 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
         # Templates are only ever forked: a call must not move their clock or write their trace.
         return error_for(api_of_path(path), 403, "This world is a template; fork it to use it.").response()
 
-    with transaction.atomic():
-        if lock:
-            fresh = World.objects.select_for_update().only("ticks", "next_ext_id").get(pk=world.pk)
-            world.ticks, world.next_ext_id = fresh.ticks, fresh.next_ext_id
-        now = world.tick()
-        next_ext_id = world.next_ext_id
-        req = SimRequest(world, user, method, path, params, body, {}, base_url, now, door)
-        route = None
-        try:
+    ticks, next_ext_id = world.ticks, world.next_ext_id
+    route = None
+    try:
+        with transaction.atomic():
+            if lock:
+                _reread_counters(world)
+                ticks, next_ext_id = world.ticks, world.next_ext_id
+            world.ticks += 1
+            req = SimRequest(world, user, method, path, params, body, {}, base_url, world.now(), door)
             route, req.path_params = get_router().resolve(method, path)
             req.route = route
             if body_error is not None:
                 raise req.error(400, body_error)
-            with transaction.atomic():
-                response = _as_response(route.handler(req))
-        except ApiError as err:
-            response = err.response()
-            _rolled_back(world, req, next_ext_id)
-        except Exception as exc:
-            log.exception("simulator handler failed: %s %s", method, path)
-            response = req.error(
-                400, f"The request could not be processed ({type(exc).__name__})."
-            ).response()
-            _rolled_back(world, req, next_ext_id)
-
-        call = ApiCall.objects.create(
-            world=world,
-            seq=world.ticks,  # one tick per call, so the clock's tick count numbers the calls
-            door=door,
-            user=user,
-            method=method,
-            path=path[:500],
-            query=params.as_json(),
-            body=body,
-            status=response.status,
-            response=response.body,
-            operation=route.operation if route else "",
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            at=now,
-        )
-        if req.changes:
-            for change in req.changes:
-                change.call = call
-            Change.objects.bulk_create(req.changes)
+            response = _as_response(route.handler(req))
+            _trace(world, req, response, route, started)
+        return response
+    except ApiError as err:
+        response = err.response()
+    except Exception as exc:
+        log.exception("simulator handler failed: %s %s", method, path)
+        api = route.api if route else api_of_path(path)
+        message = f"The request could not be processed ({type(exc).__name__})."
+        response = error_for(api, 400, message).response()
+    # The call's writes were rolled back, the ids it allocated with them: its answer still ticks
+    # the clock and goes to the trace.
+    world.ticks, world.next_ext_id = ticks, next_ext_id
+    with transaction.atomic():
+        if lock:
+            _reread_counters(world)
+        world.ticks += 1
+        req = SimRequest(world, user, method, path, params, body, {}, base_url, world.now(), door, route)
+        _trace(world, req, response, route, started)
     return response
 
 
-def _rolled_back(world, req, next_ext_id):
-    # The handler's savepoint was rolled back: forget its changes and any ids it allocated (the
-    # database counter went back with the savepoint; the in-memory one must follow).
-    req.changes.clear()
-    world.next_ext_id = next_ext_id
+def _reread_counters(world):
+    fresh = World.objects.select_for_update().only("ticks", "next_ext_id").get(pk=world.pk)
+    world.ticks, world.next_ext_id = fresh.ticks, fresh.next_ext_id
+
+
+def _trace(world, req, response, route, started):
+    call = {
+        "world": world.pk,
+        "seq": world.ticks,  # one tick per call, so the clock's tick count numbers the calls
+        "door": req.door,
+        "user": req.user.pk if req.user is not None else None,
+        "method": req.method,
+        "path": req.path[:500],
+        "query": req.params.as_json(),
+        "body": req.body,
+        "status": response.status,
+        "response": response.body,
+        "operation": route.operation if route else "",
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "at": req.now,
+    }
+    write_call(world, call, req.changes)
 
 
 def _as_response(result):

@@ -4,6 +4,9 @@ Users, statuses, workflows, issue types, priorities, resolutions, link types, pr
 their issue counters), components and versions cannot be changed through the API, so a world's
 set of them is fixed from its fork on. Handlers look them up here instead of joining them into
 every query, which keeps the SQL of a call small and fixed.
+
+A fork hands its new rows over (``remember``), so the first call in a fresh world reads nothing;
+a world first seen by another process (the HTTP server) is read once, one query a table.
 """
 
 from collections import OrderedDict
@@ -24,22 +27,33 @@ from simulator.models import (
 
 _CACHE = OrderedDict()
 _CACHE_SIZE = 256
+# The tables a configuration is made of.
+CONFIG_MODELS = (User, Status, IssueType, Priority, Resolution, IssueLinkType, Project, Workflow, Transition)
+CONFIG_MODELS += (Component, Version)
+
+
+def _rows_of(world):
+    """{model: rows} of the world's configuration, read from the database (one query a table)."""
+    return {model: list(model.objects.filter(world_id=world.pk)) for model in CONFIG_MODELS}
 
 
 class WorldConfig:
-    def __init__(self, world):
-        wid = world.pk
-        self.users = list(User.objects.filter(world_id=wid).order_by("display_name", "pk"))
-        self.statuses = list(Status.objects.filter(world_id=wid).order_by("ext_id"))
-        self.issue_types = list(IssueType.objects.filter(world_id=wid).order_by("ext_id"))
-        self.priorities = list(Priority.objects.filter(world_id=wid).order_by("rank"))
-        self.resolutions = list(Resolution.objects.filter(world_id=wid).order_by("ext_id"))
-        self.link_types = list(IssueLinkType.objects.filter(world_id=wid).order_by("ext_id"))
-        self.projects = list(Project.objects.filter(world_id=wid).order_by("key"))
-        self.workflows = {w.pk: w for w in Workflow.objects.filter(world_id=wid)}
-        transitions = list(Transition.objects.filter(world_id=wid).order_by("workflow_id", "transition_id"))
-        components = list(Component.objects.filter(world_id=wid).order_by("name"))
-        versions = list(Version.objects.filter(world_id=wid).order_by("release_date", "name"))
+    """Built from ``{model: [rows]}``, in any order: everything is sorted here, in Python, so a
+    configuration read from the database and one handed over by a fork are the same."""
+
+    def __init__(self, rows):
+        self.users = sorted(rows[User], key=lambda u: (u.display_name, u.pk))
+        self.statuses = sorted(rows[Status], key=lambda s: s.ext_id)
+        self.issue_types = sorted(rows[IssueType], key=lambda t: t.ext_id)
+        self.priorities = sorted(rows[Priority], key=lambda p: (p.rank, p.pk))
+        self.resolutions = sorted(rows[Resolution], key=lambda r: r.ext_id)
+        self.link_types = sorted(rows[IssueLinkType], key=lambda t: t.ext_id)
+        self.projects = sorted(rows[Project], key=lambda p: p.key)
+        self.workflows = {w.pk: w for w in rows[Workflow]}
+        transitions = sorted(rows[Transition], key=lambda t: (t.workflow_id, t.transition_id))
+        components = sorted(rows[Component], key=lambda c: (c.name, c.pk))
+        # Undated versions last (the databases disagree on where NULL sorts).
+        versions = sorted(rows[Version], key=lambda v: (v.release_date is None, v.release_date or 0, v.name))
 
         self.user_by_pk = {u.pk: u for u in self.users}
         self.user_by_account = {u.account_id: u for u in self.users}
@@ -133,14 +147,23 @@ class WorldConfig:
 
 def config_for(world):
     """The world's configuration, from this process's cache when it has it."""
-    # created_at tells a world apart from an older one that had the same primary key.
-    key = (world.pk, world.created_at)
+    key = _key(world)
     config = _CACHE.get(key)
     if config is None:
-        config = WorldConfig(world)
-        _CACHE[key] = config
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        config = remember(world, WorldConfig(_rows_of(world)))
     else:
         _CACHE.move_to_end(key)
     return config
+
+
+def remember(world, config):
+    """Cache ``config`` as ``world``'s (a fork hands over the rows it has just written)."""
+    _CACHE[_key(world)] = config
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return config
+
+
+def _key(world):
+    # created_at tells a world apart from an older one that had the same primary key.
+    return (world.pk, world.created_at)

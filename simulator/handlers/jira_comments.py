@@ -55,9 +55,8 @@ def list_comments(req):
 def add_comment(req):
     issue = find_issue(req, req.path_params["issueIdOrKey"])
     text = _comment_body(req)
-    add_comments(req, issue, [text])
+    (comment,) = add_comments(req, issue, [text])
     Issue.objects.filter(pk=issue.pk).update(updated=req.now)
-    comment = Comment.objects.filter(issue=issue).order_by("-ext_id").first()
     return created(comment_json(req, issue, comment))
 
 

@@ -274,13 +274,27 @@ class IssueInput:
         return out
 
 
-def current_values(issue):
-    """The editable values of an issue, in IssueInput's terms (labels etc. prefetched)."""
-    return {
-        "labels": [label.name for label in issue.labels.all()],
-        "components": list(issue.components.all()),
-        "fixVersions": list(issue.fix_versions.all()),
-    }
+def touched_lists(body):
+    """The list fields (labels, components, fix versions, sprint) a request body's ``fields`` or
+    ``update`` names: the only ones an edit needs to read first."""
+    names = set()
+    for part in ("fields", "update"):
+        if isinstance(body.get(part), dict):
+            names.update(body[part])
+    return sorted(names & (LIST_FIELDS | {SPRINT_FIELD}))
+
+
+def current_values(config, issue, fids):
+    """The current values of the list fields ``fids`` of an issue loaded for them
+    (``fetch_issues``), in IssueInput's terms."""
+    out = {}
+    if "labels" in fids:
+        out["labels"] = [name for _, name in issue.label_rows]
+    if "components" in fids:
+        out["components"] = [config.component_by_pk[pk] for pk in issue.component_ids]
+    if "fixVersions" in fids:
+        out["fixVersions"] = [config.version_by_pk[pk] for pk in issue.version_ids]
+    return out
 
 
 def shown(fid, value):

@@ -1,12 +1,14 @@
 """An issue as Jira shows it (``GET /issue``, search results, agile issue lists), restricted to
 the fields asked for, loaded with a fixed number of queries whatever the number of issues."""
 
-from django.db.models import Prefetch
+from dataclasses import dataclass
+
+from django.db import connection
 
 from simulator.adf import adf_to_text
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import ALL, FIELDS_BY_ID, NAVIGABLE, SPRINT_FIELD, STORY_POINTS_FIELD
-from simulator.models import Comment, Issue, IssueLink, Sprint
+from simulator.models import Comment, Issue, IssueLabel, IssueLink, Sprint, Watcher
 from simulator.routing import jira_error
 from simulator.world_config import config_for
 
@@ -41,41 +43,160 @@ def parse_fields(items, default=NAVIGABLE):
     return [f for f in chosen if f not in exclude and (f in FIELDS_BY_ID or f == "id")]
 
 
-def load_issues(queryset, fields):
-    """Attach what rendering ``fields`` needs: one query per related table, not per issue."""
+# --- Loading ---------------------------------------------------------------------------------------
+#
+# An issue's list-valued fields (labels, components, fix versions, sprints, watchers, sub-tasks,
+# links) come from seven tables. Prefetching them costs a query and a round of model instances
+# per table; here they come back in ONE query (a UNION ALL of narrow rows), for any number of
+# issues, and land on plain attributes of the Issue:
+#
+#   label_rows [(position, name)], component_ids, version_ids, sprint_ids, watcher_ids,
+#   child_list, outward_links, inward_links [IssueBrief / LinkRow], sprint_list [Sprint],
+#   comment_list [Comment]
+#
+# Sprints (their state and dates change through the agile API) and comments (with their bodies)
+# are read by a query of their own, only when the fields ask for them and there are any.
+
+
+# The pieces of the UNION each field reads. Every piece has the same columns: kind, issue_id,
+# six integers and two texts (NULLs typed, since PostgreSQL types a UNION piece by piece).
+def _piece(kind, source, issue_id, ints=(), texts=()):
+    ints = [*ints, *["CAST(NULL AS BIGINT)"] * (6 - len(ints))]
+    texts = [*texts, *["CAST(NULL AS TEXT)"] * (2 - len(texts))]
+    columns = ", ".join([f"'{kind}'", issue_id, *ints, *texts])
+    return f"SELECT {columns} FROM {source} WHERE {issue_id} IN ({{ids}})"  # noqa: S608
+
+
+_ISSUE = Issue._meta.db_table
+_LINK = IssueLink._meta.db_table
+_RELATED_SQL = {
+    "labels": [_piece("l", IssueLabel._meta.db_table, "issue_id", ["position"], ["name"])],
+    "components": [_piece("c", Issue.components.through._meta.db_table, "issue_id", ["component_id", "id"])],
+    "fixVersions": [_piece("v", Issue.fix_versions.through._meta.db_table, "issue_id", ["version_id", "id"])],
+    SPRINT_FIELD: [_piece("s", Issue.sprints.through._meta.db_table, "issue_id", ["sprint_id", "id"])],
+    "watches": [_piece("w", Watcher._meta.db_table, "issue_id", ["user_id", "id"])],
+    "subtasks": [
+        _piece(
+            "k",
+            _ISSUE,
+            "parent_id",
+            ["id", "ext_id", "status_id", "priority_id", "issue_type_id"],
+            ["key", "summary"],
+        )
+    ],
+    "issuelinks": [
+        # This issue is the link's inward end: it shows the outward issue ("blocks B"), and back.
+        _piece(
+            kind,
+            f"{_LINK} l JOIN {_ISSUE} o ON o.id = l.{other}",
+            f"l.{this}",
+            ["l.ext_id", "l.type_id", "o.ext_id", "o.status_id", "o.priority_id", "o.issue_type_id"],
+            ["o.key", "o.summary"],
+        )
+        for kind, this, other in (
+            ("o", "inward_issue_id", "outward_issue_id"),
+            ("i", "outward_issue_id", "inward_issue_id"),
+        )
+    ],
+}
+
+
+_ID_LISTS = {"c": "component_ids", "v": "version_ids", "s": "sprint_ids", "w": "watcher_ids"}
+
+
+@dataclass
+class IssueBrief:
+    """The other end of a link, or a sub-task: what ``issue_brief`` shows."""
+
+    pk: int | None
+    ext_id: int
+    status_id: int
+    priority_id: int | None
+    issue_type_id: int
+    key: str
+    summary: str
+
+
+@dataclass
+class LinkRow:
+    ext_id: int
+    type_id: int
+    other: IssueBrief
+
+
+def fetch_issues(queryset, fields):
+    """The issues of ``queryset`` (already sliced as wanted) with what rendering ``fields`` needs:
+    one query for the issues, one for every list-valued field together, and one each for sprints
+    and comments when asked for and present."""
     wanted = set(fields)
-    queryset = queryset.select_related("parent") if "parent" in wanted else queryset
-    lookups = []
-    if "labels" in wanted:
-        lookups.append("labels")
-    if "components" in wanted:
-        lookups.append("components")
-    if "fixVersions" in wanted:
-        lookups.append("fix_versions")
-    if SPRINT_FIELD in wanted:
-        lookups.append(Prefetch("sprints", queryset=Sprint.objects.select_related("board")))
-    if "subtasks" in wanted:
-        lookups.append(Prefetch("children", queryset=Issue.objects.order_by("ext_id"), to_attr="child_list"))
-    if "watches" in wanted:
-        lookups.append("watchers")
+    if "parent" in wanted:
+        queryset = queryset.select_related("parent")
+    issues = list(queryset)
+    if not issues:
+        return issues
+    by_pk = {}
+    for issue in issues:
+        by_pk[issue.pk] = issue
+        issue.label_rows, issue.component_ids, issue.version_ids = [], [], []
+        issue.sprint_ids, issue.watcher_ids = [], []
+        issue.child_list, issue.outward_links, issue.inward_links = [], [], []
+        issue.sprint_list, issue.comment_list = [], []
+    pieces = [sql for fid, parts in _RELATED_SQL.items() if fid in wanted for sql in parts]
+    if pieces:
+        ids = ", ".join(["%s"] * len(by_pk))
+        sql = " UNION ALL ".join(piece.format(ids=ids) for piece in pieces)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(by_pk) * len(pieces))
+            rows = cursor.fetchall()
+        for kind, issue_id, n1, n2, n3, n4, n5, n6, t1, t2 in rows:
+            issue = by_pk[issue_id]
+            if kind == "l":
+                issue.label_rows.append((n1, t1))
+            elif kind in _ID_LISTS:
+                getattr(issue, _ID_LISTS[kind]).append((n2, n1))  # (row id, what it points at)
+            elif kind == "k":
+                issue.child_list.append(IssueBrief(n1, n2, n3, n4, n5, t1, t2))
+            else:
+                link = LinkRow(n1, n2, IssueBrief(None, n3, n4, n5, n6, t1, t2))
+                (issue.outward_links if kind == "o" else issue.inward_links).append(link)
+        for issue in issues:
+            issue.label_rows.sort()
+            for attr in _ID_LISTS.values():  # in the order they were added, as Jira keeps them
+                setattr(issue, attr, [pk for _, pk in sorted(getattr(issue, attr))])
+            issue.child_list.sort(key=lambda c: c.ext_id)
+            issue.outward_links.sort(key=lambda link: link.ext_id)
+            issue.inward_links.sort(key=lambda link: link.ext_id)
+    sprint_ids = {sid for issue in issues for sid in issue.sprint_ids}
+    if sprint_ids:
+        sprints = {s.pk: s for s in Sprint.objects.select_related("board").filter(pk__in=sprint_ids)}
+        for issue in issues:
+            issue.sprint_list = sorted((sprints[sid] for sid in issue.sprint_ids), key=lambda s: s.ext_id)
     if "comment" in wanted:
-        lookups.append(Prefetch("comments", queryset=Comment.objects.order_by("created", "ext_id")))
-    if "issuelinks" in wanted:
-        lookups.append(
-            Prefetch(
-                "links_as_inward",
-                queryset=IssueLink.objects.select_related("outward_issue").order_by("ext_id"),
-                to_attr="outward_links",
-            )
-        )
-        lookups.append(
-            Prefetch(
-                "links_as_outward",
-                queryset=IssueLink.objects.select_related("inward_issue").order_by("ext_id"),
-                to_attr="inward_links",
-            )
-        )
-    return queryset.prefetch_related(*lookups) if lookups else queryset
+        for comment in Comment.objects.filter(issue_id__in=list(by_pk)).order_by("created", "ext_id"):
+            by_pk[comment.issue_id].comment_list.append(comment)
+    return issues
+
+
+class LoadedIssues:
+    """``load_issues``'s answer: slice it (``[start:stop]``) or iterate it to run the queries."""
+
+    def __init__(self, queryset, fields):
+        self.queryset, self.fields = queryset, fields
+
+    def __getitem__(self, window):
+        return fetch_issues(self.queryset[window], self.fields)
+
+    def __iter__(self):
+        return iter(fetch_issues(self.queryset, self.fields))
+
+    def first(self):
+        found = self[:1]
+        return found[0] if found else None
+
+
+def load_issues(queryset, fields):
+    """The issues of ``queryset``, loaded for ``fields`` in a fixed number of queries."""
+    return LoadedIssues(queryset, fields)
 
 
 def find_issue(req, id_or_key, fields=(), queryset=None):
@@ -161,7 +282,7 @@ def field_value(req, issue, fid):
     if fid == "priority":
         return render.priority_json(req, config.priority_by_pk.get(issue.priority_id))
     if fid == "labels":
-        return [label.name for label in issue.labels.all()]
+        return [name for _, name in issue.label_rows]
     if fid in ("assignee", "reporter", "creator"):
         return render.user_json(req, config.user_by_pk.get(getattr(issue, f"{fid}_id")))
     if fid in ("created", "updated"):
@@ -175,9 +296,11 @@ def field_value(req, issue, fid):
     if fid == "duedate":
         return render.jira_date(issue.due_date)
     if fid == "components":
-        return [render.component_json(req, c) for c in sorted(issue.components.all(), key=lambda c: c.name)]
+        components = sorted((config.component_by_pk[pk] for pk in issue.component_ids), key=lambda c: c.name)
+        return [render.component_json(req, c) for c in components]
     if fid == "fixVersions":
-        return [render.version_json(req, v) for v in sorted(issue.fix_versions.all(), key=lambda v: v.name)]
+        versions = sorted((config.version_by_pk[pk] for pk in issue.version_ids), key=lambda v: v.name)
+        return [render.version_json(req, v) for v in versions]
     if fid == "issuelinks":
         return _links(req, issue)
     if fid == "subtasks":
@@ -187,19 +310,17 @@ def field_value(req, issue, fid):
     if fid == "parent":
         return issue_brief(req, issue.parent) if issue.parent_id else None
     if fid == "watches":
-        watchers = list(issue.watchers.all())
         return {
             "self": f"{issue_url(req, issue)}/watchers",
-            "watchCount": len(watchers),
-            "isWatching": any(w.user_id == req.user.pk for w in watchers),
+            "watchCount": len(issue.watcher_ids),
+            "isWatching": req.user.pk in issue.watcher_ids,
         }
     if fid == SPRINT_FIELD:
-        sprints = sorted(issue.sprints.all(), key=lambda s: s.ext_id)
-        return [sprint_json(s) for s in sprints] or None
+        return [sprint_json(s) for s in issue.sprint_list] or None
     if fid == STORY_POINTS_FIELD:
         return issue.story_points
     if fid == "comment":
-        comments = list(issue.comments.all())
+        comments = issue.comment_list
         return {
             "comments": [comment_json(req, issue, c) for c in comments],
             "self": f"{issue_url(req, issue)}/comment",
@@ -214,9 +335,9 @@ def _links(req, issue):
     config = config_for(req.world)
     out = []
     for link in issue.outward_links:  # this issue is the link's inward end: it "blocks" the other
-        out.append(_link_entry(req, config, link, "outwardIssue", link.outward_issue))
+        out.append(_link_entry(req, config, link, "outwardIssue", link.other))
     for link in issue.inward_links:
-        out.append(_link_entry(req, config, link, "inwardIssue", link.inward_issue))
+        out.append(_link_entry(req, config, link, "inwardIssue", link.other))
     return sorted(out, key=lambda entry: int(entry["id"]))
 
 

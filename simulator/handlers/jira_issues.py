@@ -1,9 +1,9 @@
 """Jira platform: issue create, get, edit, delete and assign."""
 
-from django.db.models import F
+from django.db import connection
 
 from simulator.handlers.jira_fields import ALL, SPRINT_FIELD, STORY_POINTS_FIELD
-from simulator.handlers.jira_issue_input import IssueInput, current_values, shown
+from simulator.handlers.jira_issue_input import IssueInput, current_values, shown, touched_lists
 from simulator.handlers.jira_issue_json import find_issue, issue_json, issue_url, parse_fields
 from simulator.models import Comment, Issue, IssueLabel, IssueLink, Project
 from simulator.routing import Routes, created, jira_error, no_content
@@ -119,30 +119,55 @@ def create_issue(req):
 
 
 def _next_number(project):
-    # Jira never reuses an issue number, so the counter lives on the project row.
-    Project.objects.filter(pk=project.pk).update(next_issue_number=F("next_issue_number") + 1)
-    return Project.objects.values_list("next_issue_number", flat=True).get(pk=project.pk) - 1
+    # Jira never reuses an issue number, so the counter lives on the project row; one statement
+    # takes the next one (UPDATE ... RETURNING: PostgreSQL, and SQLite since 3.35).
+    table = Project._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET next_issue_number = next_issue_number + 1 "  # noqa: S608
+            "WHERE id = %s RETURNING next_issue_number",
+            [project.pk],
+        )
+        return cursor.fetchone()[0] - 1
 
 
 def _save_lists(issue, values, before):
     """Write labels, components, versions and the sprint; only what changed."""
     if "labels" in values and values["labels"] != before.get("labels"):
-        IssueLabel.objects.filter(issue=issue).delete()
-        IssueLabel.objects.bulk_create(
-            IssueLabel(world_id=issue.world_id, issue=issue, name=name, position=n)
-            for n, name in enumerate(values["labels"])
-        )
+        _save_labels(issue, values["labels"], getattr(issue, "label_rows", []))
     if "components" in values and values["components"] != before.get("components"):
         issue.components.set(values["components"])
     if "fixVersions" in values and values["fixVersions"] != before.get("fixVersions"):
         issue.fix_versions.set(values["fixVersions"])
     if SPRINT_FIELD in values:
         # Setting the Sprint field moves the issue out of its other open sprints.
-        keep = [s for s in issue.sprints.all() if s.state == "closed"]
+        keep = [s for s in getattr(issue, "sprint_list", []) if s.state == "closed"]
         issue.sprints.set(keep + ([values[SPRINT_FIELD]] if values[SPRINT_FIELD] else []))
 
 
+def _save_labels(issue, names, rows):
+    """Labels ``names`` in this order, the issue's (position, name) ``rows`` before: an append or a
+    removal touches only those labels, anything else rewrites the list."""
+    old = [name for _, name in rows]
+    kept = [name for name in old if name in names]
+    gone = [name for name in old if name not in names]
+    if names[: len(kept)] == kept:
+        start = max((position for position, _ in rows), default=-1) + 1
+        added = names[len(kept) :]
+    else:
+        gone, start, added = old, 0, names
+    if gone:
+        IssueLabel.objects.filter(issue=issue, name__in=gone).delete()
+    if added:
+        IssueLabel.objects.bulk_create(
+            IssueLabel(world_id=issue.world_id, issue=issue, name=name, position=start + n)
+            for n, name in enumerate(added)
+        )
+
+
 def add_comments(req, issue, bodies):
+    """Add a comment per body (None: skipped); returns the new Comment rows."""
+    made = []
     for body in bodies:
         if body is None:
             continue
@@ -157,6 +182,8 @@ def add_comments(req, issue, bodies):
             updated=req.now,
         )
         req.record_create("comment", comment.ext_id, {"issue": issue.key, "body": shown("comment", body)})
+        made.append(comment)
+    return made
 
 
 def add_links(req, issue, links):
@@ -205,15 +232,16 @@ def get_issue(req):
 )
 def edit_issue(req):
     body = body_dict(req)  # unknown top-level keys (notifyUsers, ...) are ignored, as Cloud does
-    issue = find_issue(
-        req, req.path_params["issueIdOrKey"], ["labels", "components", "fixVersions", SPRINT_FIELD]
-    )
-    project = config_for(req.world).project_by_pk[issue.project_id]
-    before = current_values(issue)
+    lists = touched_lists(body)
+    issue = find_issue(req, req.path_params["issueIdOrKey"], lists)
+    config = config_for(req.world)
+    project = config.project_by_pk[issue.project_id]
+    before = current_values(config, issue, lists)
     inp = IssueInput(req, project, before).read(body.get("fields"), body.get("update"))
     if not inp.errors and ("issuetype" in inp.values or "parent" in inp.values):
-        issue_type = inp.values.get("issuetype") or issue.issue_type
-        check_hierarchy(inp, issue_type, inp.values.get("parent", issue.parent), project)
+        issue_type = inp.values.get("issuetype") or config.issue_type_by_pk[issue.issue_type_id]
+        parent = inp.values["parent"] if "parent" in inp.values else issue.parent  # noqa: SIM401 - lazy
+        check_hierarchy(inp, issue_type, parent, project)
     inp.raise_errors()
     apply_values(req, issue, inp.values, before)
     add_comments(req, issue, inp.comments)
@@ -252,7 +280,7 @@ def apply_values(req, issue, values, before=None, *, save=True):
             )
             changed = True
     if SPRINT_FIELD in values:
-        old = [s.ext_id for s in issue.sprints.all()]
+        old = [s.ext_id for s in issue.sprint_list]
         req.record("update", "issue", issue.key, "sprint", old, shown(SPRINT_FIELD, values[SPRINT_FIELD]))
         changed = True
     _save_lists(issue, values, before)
@@ -300,8 +328,9 @@ def delete_issue(req):
     for sub in subtasks:
         req.record_delete("issue", sub.key, {"summary": sub.summary})
     req.record_delete("issue", issue.key, {"summary": issue.summary})
-    IssueLink.objects.filter(world=req.world, inward_issue__in=[issue, *subtasks]).delete()
-    IssueLink.objects.filter(world=req.world, outward_issue__in=[issue, *subtasks]).delete()
+    gone = [issue.pk, *(sub.pk for sub in subtasks)]
+    IssueLink.objects.filter(world=req.world, inward_issue__in=gone).delete()
+    IssueLink.objects.filter(world=req.world, outward_issue__in=gone).delete()
     issue.delete()
     return no_content()
 

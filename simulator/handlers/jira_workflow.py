@@ -2,7 +2,7 @@
 
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import field_meta
-from simulator.handlers.jira_issue_input import IssueInput, current_values
+from simulator.handlers.jira_issue_input import IssueInput, current_values, touched_lists
 from simulator.handlers.jira_issue_json import find_issue
 from simulator.handlers.jira_issues import add_comments, apply_values, body_dict
 from simulator.routing import Routes, jira_error, no_content
@@ -76,12 +76,13 @@ def get_transitions(req):
 )
 def do_transition(req):
     body = body_dict(req)
-    issue = find_issue(req, req.path_params["issueIdOrKey"], ["labels", "components", "fixVersions"])
+    lists = touched_lists(body)
+    issue = find_issue(req, req.path_params["issueIdOrKey"], lists)
     config = config_for(req.world)
     project = config.project_by_pk[issue.project_id]
     transition = _chosen(req, body.get("transition"), config, project, issue)
 
-    before = current_values(issue)
+    before = current_values(config, issue, lists)
     inp = IssueInput(req, project, before).read(body.get("fields"), body.get("update"))
     for fid in transition.required_fields:
         if inp.values.get(fid) is None and fid not in inp.errors:
