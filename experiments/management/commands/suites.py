@@ -50,6 +50,7 @@ class Command(BaseCommand):
             options["json"],
             tasks=options["task"],
             sample=options["sample"],
+            splits=(options["split"],) if options["split"] else ("train", "test"),
         )
 
     def load(self, files, builtin):
