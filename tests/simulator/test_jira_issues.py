@@ -108,6 +108,18 @@ def test_edit_with_fields_and_update_verbs(jira):
     assert fields == {"summary": "Discount lost on reload", "labels": ["checkout", "urgent"]}
 
 
+def test_labels_keep_the_order_they_were_given_in(jira):
+    def labels():
+        return jira.get(f"{V3}/issue/WEB-7", params={"fields": "labels"}).json()["fields"]["labels"]
+
+    jira.put(f"{V3}/issue/WEB-7", json={"update": {"labels": [{"add": "b"}, {"add": "a"}]}})
+    assert labels() == ["checkout", "regression", "b", "a"]
+    jira.put(f"{V3}/issue/WEB-7", json={"update": {"labels": [{"remove": "checkout"}, {"add": "c"}]}})
+    assert labels() == ["regression", "b", "a", "c"]
+    jira.put(f"{V3}/issue/WEB-7", json={"fields": {"labels": ["c", "regression", "z"]}})
+    assert labels() == ["c", "regression", "z"]
+
+
 def test_edit_refuses_a_field_in_both_fields_and_update(jira):
     r = jira.put(
         f"{V3}/issue/WEB-7", json={"fields": {"labels": ["a"]}, "update": {"labels": [{"add": "b"}]}}
