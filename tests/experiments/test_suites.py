@@ -216,5 +216,5 @@ def test_it_names_an_unknown_solver():
     text = suite("instruction: x\ntrace: [{max_calls: 2}]\nsolution: {solver: transition_isue}\n")
     assert problems(text) == [
         "line 8, column 24: unknown solver 'transition_isue' (did you mean 'transition_issue'?); "
-        "solvers: transition_issue"
+        "solvers: for_each_issue, transition_issue"
     ]
