@@ -79,6 +79,7 @@ from simulator.models import (
     Version,
     Watcher,
 )
+from simulator.world_config import cached_config
 
 STORY_POINTS_CF = 10016  # customfield_10016, as the field catalogue shows it
 SPRINT_CF = 10020
@@ -394,7 +395,13 @@ class _Compiler:
     def table(self, model):
         """Every row of a small configuration table of this world, loaded once per compile."""
         if model not in self._tables:
-            self._tables[model] = list(model.objects.filter(world=self.world).order_by("pk"))
+            # A world in use has its configuration in memory (simulator.world_config); sprints
+            # change, and a world nobody called yet is read table by table, as needed.
+            config = cached_config(self.world)
+            rows = config.rows.get(model) if config is not None else None
+            if rows is None:
+                rows = list(model.objects.filter(world=self.world).order_by("pk"))
+            self._tables[model] = rows
         return self._tables[model]
 
     def compile(self, node, negate=False):

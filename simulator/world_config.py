@@ -55,6 +55,8 @@ class WorldConfig:
         # Undated versions last (the databases disagree on where NULL sorts).
         versions = sorted(rows[Version], key=lambda v: (v.release_date is None, v.release_date or 0, v.name))
 
+        # Every table's rows in primary-key order (what the JQL compiler reads names from).
+        self.rows = {model: sorted(rows[model], key=lambda row: row.pk) for model in CONFIG_MODELS}
         self.user_by_pk = {u.pk: u for u in self.users}
         self.user_by_account = {u.account_id: u for u in self.users}
         self.status_by_pk = {s.pk: s for s in self.statuses}
@@ -154,6 +156,11 @@ def config_for(world):
     else:
         _CACHE.move_to_end(key)
     return config
+
+
+def cached_config(world):
+    """The world's configuration if this process has it already, else None (reads nothing)."""
+    return _CACHE.get(_key(world))
 
 
 def remember(world, config):
