@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from experiments import selectors
 from experiments.models import Task, TaskSuite
 from experiments.roles import EDIT_SUITE
-from experiments.suites import SuiteError, TaskSpec, save_suite
+from experiments.suites import Problem, SuiteError, TaskSpec, load_suite, save_suite
 from experiments.variants import VariantError, draw_variants
 
 MAX_UPLOAD_BYTES = 1_000_000
@@ -228,40 +228,30 @@ def _editor(request, suite, initial):
     )
 
 
-class _Problem:
-    def __init__(self, line, column, message):
-        self.line, self.column, self.message = line, column, message
-
-    def __str__(self):
-        return f"line {self.line}, column {self.column}: {self.message}"
-
-
 def _submitted_text(request):
     upload = request.FILES.get("file")
     if upload is None:
         return request.POST.get("source", "").replace("\r\n", "\n"), []
     if upload.size > MAX_UPLOAD_BYTES:
         return request.POST.get("source", ""), [
-            _Problem(
+            Problem(
                 1, 1, f"the file is {upload.size} bytes; a suite file may have at most {MAX_UPLOAD_BYTES}"
             )
         ]
     try:
         return upload.read().decode("utf-8").replace("\r\n", "\n"), []
     except UnicodeDecodeError:
-        return request.POST.get("source", ""), [_Problem(1, 1, "the file is not UTF-8 text")]
+        return request.POST.get("source", ""), [Problem(1, 1, "the file is not UTF-8 text")]
 
 
 def _builtin_clash(text):
     """A suite of the name of a built-in one cannot be saved from the page: ``suites load
     --builtin`` would replace it at the next deploy."""
-    from experiments.suites import load_suite
-
     spec = load_suite(text)
     if TaskSuite.objects.filter(name=spec.name, builtin=True).exists():
         line = next((n for n, row in enumerate(text.splitlines(), 1) if row.startswith("suite:")), 1)
         return [
-            _Problem(
+            Problem(
                 line,
                 1,
                 f"'{spec.name}' is a built-in suite, replaced by 'suites load --builtin' at each deploy; "

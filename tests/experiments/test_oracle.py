@@ -42,3 +42,40 @@ def test_a_task_its_setup_already_solves_is_caught(acme):
     (variant, *_) = variants(task, "train", world=acme)
     report = check_variant(variant, template=acme)
     assert "the world right after setup already passes (a no-op succeeds)" in report.failures
+
+
+def test_a_check_that_accepts_the_wrong_status_is_caught_by_the_wrong_transition(acme):
+    task = SUITE.task("transition-new-issue")
+    task.vars["status"] = ["In Review"]
+    task.expect[0].params["fields"] = {"status_category": "In Progress"}  # Blocked is too
+    (variant, *_) = variants(task, "train", world=acme)
+    report = check_variant(variant, template=acme)
+    assert report.oracle_reward == 1.0
+    assert [f for f in report.failures if f.startswith("mutation 'wrong transition' still scores 1.000")]
+
+
+def test_a_check_that_ignores_the_project_is_caught_by_the_wrong_entity(acme):
+    task = SUITE.task("create-bug")
+    del task.expect[0].params["where"]["project"]
+    (variant, *_) = variants(task, "train", world=acme)
+    report = check_variant(variant, template=acme)
+    assert report.oracle_reward == 1.0
+    assert report.failures == [
+        "mutation 'wrong entity (project WEB → MOB)' still scores 1.000 (success True)"
+    ]
+
+
+def test_a_read_aimed_at_another_issue_fails_its_called_check(acme):
+    (variant, *_) = variants(SUITE.task("read-priority"), "train", world=acme)
+    report = check_variant(variant, template=acme)
+    (name,) = [n for n in report.mutants if n.startswith("wrong entity")]
+    assert report.mutants[name] < 1.0 and report.passed
+
+
+def test_the_check_deletes_the_worlds_it_forked(acme):
+    from simulator.models import World
+
+    before = World.objects.count()
+    (variant, *_) = variants(SUITE.task("transition-new-issue"), "train", world=acme)
+    check_variant(variant, template=acme)
+    assert World.objects.count() == before
