@@ -24,6 +24,7 @@ from experiments.runner import prepare
 from experiments.templating import render_value
 from experiments.verifiers import verify
 from simulator.client import SimClient
+from simulator.models import World
 from trainer.parsing import ParsedAction, parse_action
 from trainer.prompts import Observation, compact_json
 from trainer.rollout import EpisodeResult, format_error_observation
@@ -71,7 +72,8 @@ class SimEnvironment:
         return self.prepared.world if self.prepared else None
 
     def reset(self) -> str:
-        """Fork a fresh world, run the variant's setup; return the instruction (setup results bound)."""
+        """Fork a fresh world, run the variant's setup; return the instruction (setup results bound).
+        Every reset forks a new world: discard the previous one first (``discard_worlds``)."""
         self.prepared = prepare(self.variant, template=self.template)
         self._reset_counters()
         return self.prepared.variant.instruction
@@ -115,7 +117,7 @@ class SimEnvironment:
             after_seq=prepared.after_seq,
         )
         outcome = PASSED if self.verdict.success else FAILED
-        type(prepared.world).objects.filter(pk=prepared.world.pk).update(outcome=outcome)
+        World.objects.filter(pk=prepared.world.pk).update(outcome=outcome)
         prepared.world.outcome = outcome
         verdict = self.verdict.to_dict()
         return EpisodeResult(
@@ -137,7 +139,6 @@ class SimEnvironment:
 def discard_worlds(worlds) -> int:
     """Delete episode worlds once their verdicts are kept elsewhere; returns how many."""
     from simulator.forking import delete_worlds
-    from simulator.models import World
 
     ids = [world.pk for world in worlds if world is not None]
     return delete_worlds(World.objects.filter(pk__in=ids)) if ids else 0

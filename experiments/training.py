@@ -205,7 +205,8 @@ def suite_system_prompt(spec, *, tasks: Sequence[str] = (), scope: str = "famili
 @dataclass
 class Policy:
     """A LoRA-wrapped model with what it needs to act: tokenizer, batched backend, system prompt.
-    ``optimizer`` is the current phase's (set by the phase that trains)."""
+    ``optimizer`` is the current phase's (set by the phase that trains); ``progress``, when set,
+    is told about every batched generation turn (see ``run_training``)."""
 
     model: object
     tokenizer: object
@@ -213,6 +214,37 @@ class Policy:
     system: str
     name: str
     optimizer: torch.optim.Optimizer | None = None
+    progress: Callable[[str, dict], None] | None = None
+
+    def backend_for(self, stage: str):
+        """The backend to generate with during ``stage`` (e.g. "eval before", "rollout")."""
+        return self.backend if self.progress is None else TurnReporter(self.backend, self.progress, stage)
+
+
+class TurnReporter:
+    """A generation backend that reports each batched turn: ``progress("turn", {"stage",
+    "sequences", "tokens", "seconds"})``. Long evaluations are minutes of turns."""
+
+    def __init__(self, backend, progress, stage: str) -> None:
+        self.backend, self.progress, self.stage = backend, progress, stage
+
+    @property
+    def stats(self):
+        return self.backend.stats
+
+    def generate(self, prompts, settings):
+        started = time.perf_counter()
+        generations = self.backend.generate(prompts, settings)
+        self.progress(
+            "turn",
+            {
+                "stage": self.stage,
+                "sequences": len(prompts),
+                "tokens": sum(len(g.token_ids) for g in generations),
+                "seconds": time.perf_counter() - started,
+            },
+        )
+        return generations
 
 
 def build_policy(config: TrainConfig, system: str) -> Policy:
@@ -291,7 +323,8 @@ def sample_groups(
     envs = _environments(variants, group_size, settings.max_turns)
     task_ids = [v.task_id for v in variants for _ in range(group_size)]
     try:
-        episodes = run_episodes(policy.backend, policy.tokenizer, policy.system, envs, settings, task_ids)
+        backend = policy.backend_for("rollout")
+        episodes = run_episodes(backend, policy.tokenizer, policy.system, envs, settings, task_ids)
     finally:
         if not keep_worlds:
             discard_worlds([env.world for env in envs])
@@ -335,6 +368,7 @@ def evaluate_split(
     per_task: int | None = None,
     batch_size: int = 16,
     keep_worlds: bool = False,
+    label: str = "eval",
 ) -> dict:
     """Greedy episodes on every variant of a split: ``{"reward", "success", "episodes",
     "per_task": {task: {"reward", "success", "episodes"}}, "format_errors_mean", "turns_mean",
@@ -345,7 +379,7 @@ def evaluate_split(
     envs = _environments(variants, 1, settings.max_turns)
     try:
         summary, episodes = evaluate(
-            policy.backend,
+            policy.backend_for(label),
             policy.tokenizer,
             policy.system,
             [(v.task_id, env) for v, env in zip(variants, envs, strict=True)],
@@ -389,7 +423,8 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
     """Run ``config.algo`` end to end and return the report (see the module docstring).
 
     ``progress(event, data)`` is told: ``"plan"`` ({"steps": SFT epochs + GRPO iterations}),
-    ``"eval"`` ({"label", "summary"}) and ``"step"`` (one entry of ``iterations``).
+    ``"turn"`` (each batched generation, see ``TurnReporter``), ``"eval"`` ({"label",
+    "summary"}) and ``"step"`` (one entry of ``iterations``).
     """
     config.check()
     progress = progress or _quiet
@@ -403,6 +438,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
         raise TrainingError(f"suite {spec.name!r} has no train variants to train on")
     system = suite_system_prompt(spec, tasks=config.tasks, scope=config.tool_docs)
     policy = build_policy(config, system)
+    policy.progress = progress
     settings = config.rollout(max(v.max_turns for v in [*train, *test]))
 
     demos, skipped = [], []
@@ -452,6 +488,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             per_task=config.eval_variants,
             batch_size=config.eval_batch_size,
             keep_worlds=config.keep_worlds,
+            label=f"eval {label}",
         )
         progress("eval", {"label": label, "summary": summary})
         return summary

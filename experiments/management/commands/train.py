@@ -62,6 +62,11 @@ class ProgressBar:
                 self.bar.write(message, file=self.stream)
             elif not self.disable:
                 self.stream.write(message + "\n")
+        elif event == "turn" and self.bar is not None:
+            rate = data["tokens"] / data["seconds"] if data["seconds"] else 0.0
+            self.bar.set_postfix_str(
+                f"{data['stage']}: {data['sequences']} seqs, {data['tokens']} tokens at {rate:.0f}/s"
+            )
         elif event == "step" and self.bar is not None:
             if data["phase"] == "sft":
                 self.bar.set_postfix_str(f"sft loss {data['loss']:.3f}")
