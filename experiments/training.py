@@ -56,7 +56,8 @@ class TrainConfig:
     ``train_variants``/``eval_variants`` cap the variants per task of the train/test split (None:
     all the suite draws); ``tasks`` keeps only those task ids; ``learning_rate`` and
     ``sft_learning_rate`` default to trainer.grpo's and trainer.sft's; ``max_turns`` caps each
-    task's own limit; ``time_budget`` (seconds) stops SFT epochs and GRPO iterations once spent.
+    task's own limit; ``time_budget`` (seconds of training, evaluations not counted) stops SFT
+    epochs and GRPO iterations once spent; each iteration entry's ``elapsed`` is on that clock.
     """
 
     suite: str = "atlassian-core"
@@ -478,7 +479,10 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
     steps = (config.sft_epochs if config.uses_sft else 0) + (config.iterations if config.uses_grpo else 0)
     progress("plan", {"steps": steps})
 
+    eval_seconds = [0.0]  # evaluations during training do not count against its time
+
     def run_eval(label: str) -> dict:
+        eval_started = time.perf_counter()
         summary = evaluate_split(
             policy,
             spec,
@@ -491,23 +495,26 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             label=f"eval {label}",
         )
         progress("eval", {"label": label, "summary": summary})
+        eval_seconds[0] += time.perf_counter() - eval_started
         return summary
 
     report["eval"]["before"] = run_eval("before")
     if config.algo == "eval":
         report["eval"]["after"] = report["eval"]["before"]  # nothing trained: one evaluation
     else:
-        training_started = time.perf_counter()
+        training_started, eval_seconds[0] = time.perf_counter(), 0.0
+
+        def training_seconds() -> float:
+            return time.perf_counter() - training_started - eval_seconds[0]
 
         def out_of_time() -> bool:
-            spent = time.perf_counter() - training_started
-            return config.time_budget is not None and spent >= config.time_budget
+            return config.time_budget is not None and training_seconds() >= config.time_budget
 
         def record(entry: dict) -> None:
             index = len(report["iterations"]) + 1
             if config.eval_every and index % config.eval_every == 0:
                 entry["eval"] = _brief(run_eval(f"iteration {index}"))
-            entry = {"iteration": index, **entry, "elapsed": time.perf_counter() - training_started}
+            entry = {"iteration": index, **entry, "elapsed": training_seconds()}
             report["iterations"].append(entry)
             progress("step", entry)
 

@@ -86,11 +86,13 @@ def test_grpo_writes_the_report_with_one_entry_per_iteration(tmp_path, capsys):
 
 
 def test_sft_trains_on_oracle_demonstrations_one_entry_per_epoch(tmp_path):
-    report = train(tmp_path, "--algo", "sft", "--sft-epochs", "2")
+    report = train(tmp_path, "--algo", "sft", "--sft-epochs", "2", "--eval-every", "2")
 
     assert report["config"]["demonstrations"] == 2 and report["config"]["demonstrations_skipped"] == []
     assert [(i["phase"], i["epoch"]) for i in report["iterations"]] == [("sft", 1), ("sft", 2)]
     assert all(i["loss"] > 0 and i["tokens"] > 0 for i in report["iterations"])
+    assert "eval" not in report["iterations"][0]
+    assert report["iterations"][1]["eval"]["per_task"].keys() == {"read-priority"}
     assert report["eval"].keys() == {"before", "after"}
     assert_evaluation(report["eval"]["after"])
 
@@ -102,6 +104,12 @@ def test_eval_only_evaluates_once_and_trains_nothing(tmp_path):
     assert report["eval"]["after"] == report["eval"]["before"]
     assert_evaluation(report["eval"]["before"])
     assert World.objects.filter(is_template=False).get().outcome in ("passed", "failed")
+
+
+def test_a_spent_time_budget_stops_training_before_the_first_epoch(tmp_path):
+    report = train(tmp_path, "--algo", "sft", "--sft-epochs", "3", "--time-budget", "0")
+
+    assert report["iterations"] == [] and report["eval"].keys() == {"before", "after"}
 
 
 def test_an_unknown_suite_is_a_command_error(tmp_path):
