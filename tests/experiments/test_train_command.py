@@ -6,7 +6,18 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from experiments.training import (
+    TrainConfig,
+    build_policy,
+    load_suite_spec,
+    sample_groups,
+    suite_variants,
+    train_step,
+)
 from simulator.models import World
+from trainer.generation import Generation, GenerationStats
+from trainer.grpo import GRPOConfig
+from trainer.rollout import RolloutSettings
 
 SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
 
@@ -115,3 +126,48 @@ def test_a_spent_time_budget_stops_training_before_the_first_epoch(tmp_path):
 def test_an_unknown_suite_is_a_command_error(tmp_path):
     with pytest.raises(CommandError, match="no suite named 'nope'"):
         call_command("train", "--suite", "nope", "--algo", "eval", "--json-out", str(tmp_path / "r.json"))
+
+
+class ScriptedBackend:
+    """Turn t, row r of the live batch replies ``script[t][r]``."""
+
+    def __init__(self, tokenizer, script):
+        self.tokenizer, self.script, self.turn = tokenizer, script, 0
+        self.stats = GenerationStats()
+
+    def generate(self, prompts, settings):
+        replies = self.script[self.turn]
+        self.turn += 1
+        out = []
+        for text in replies[: len(prompts)]:
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            out.append(Generation(ids, [-0.5] * len(ids), text, "json"))
+        return out
+
+
+def test_a_group_whose_rewards_differ_updates_the_adapter():
+    spec = load_suite_spec(str(SUITE))
+    (variant,) = suite_variants(spec, "train", tasks=["read-priority"], per_task=1)
+    issue = variant.values["issue"]
+    policy = build_policy(TrainConfig(model="tiny-random", lora_rank=4), "system")
+    policy.backend = ScriptedBackend(
+        policy.tokenizer,
+        [
+            [
+                json.dumps({"method": "GET", "path": f"/rest/api/3/issue/{issue['key']}"}),
+                '{"final": "no idea"}',
+            ],
+            [json.dumps({"final": issue["priority"]})],
+        ],
+    )
+    lora = {n: p.detach().clone() for n, p in policy.model.named_parameters() if p.requires_grad}
+
+    (group,) = sample_groups(policy, [variant], 2, RolloutSettings(max_turns=2))
+    metrics = train_step(policy, [group], GRPOConfig(learning_rate=1e-2))
+
+    assert group[0].success and group[0].reward == 1.0 and not group[1].success
+    assert metrics["samples"] == 3 and metrics["optimizer_steps"] == 1 and metrics["loss"] is not None
+    assert metrics["zero_variance_groups"] == 0 and metrics["format_errors_mean"] == 0.0
+    changed = [n for n, p in policy.model.named_parameters() if p.requires_grad and not p.equal(lora[n])]
+    assert changed
+    assert not World.objects.filter(is_template=False).exists()
