@@ -20,6 +20,7 @@ from typing import Protocol
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 from trainer.logprobs import MIN_SHARED_PREFIX, base_modules, common_prefix_length, prefill_shared_prefix
 
@@ -102,6 +103,56 @@ class JsonObjectStop:
         return False
 
 
+class BufferedLayer(DynamicLayer):
+    """A KV-cache layer that writes new tokens into spare capacity.
+
+    `DynamicLayer` concatenates the whole cache with every new token (a copy of all keys and
+    values per layer per step); this one grows its buffers geometrically and hands out views. It
+    writes in place, so it is for generation under `no_grad`, not for passes that need gradients.
+    """
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self.key_buffer = self.value_buffer = None
+        self.length = 0
+
+    def _set_views(self) -> None:
+        self.keys = self.key_buffer[..., : self.length, :]
+        self.values = self.value_buffer[..., : self.length, :]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if self.key_buffer is None or end > self.key_buffer.shape[-2]:
+            capacity = end + max(64, end // 2)
+            grown = []
+            for old, new in ((self.key_buffer, key_states), (self.value_buffer, value_states)):
+                buffer = new.new_empty(*new.shape[:-2], capacity, new.shape[-1])
+                if old is not None:
+                    buffer[..., : self.length, :] = old[..., : self.length, :]
+                grown.append(buffer)
+            self.key_buffer, self.value_buffer = grown
+        self.key_buffer[..., self.length : end, :] = key_states
+        self.value_buffer[..., self.length : end, :] = value_states
+        self.length = end
+        self._set_views()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.length:
+            self.key_buffer = self.key_buffer[indices]
+            self.value_buffer = self.value_buffer[indices]
+            self._set_views()
+
+
+class BufferedCache(DynamicCache):
+    """A `DynamicCache` made of `BufferedLayer`s (one per decoder layer, created on first use)."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=BufferedLayer)
+
+
 def sample_next(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,14 +166,19 @@ def sample_next(
         log_probs = torch.log_softmax(logits, dim=-1)
         ids = logits.argmax(dim=-1)
         return ids, log_probs.gather(-1, ids[:, None]).squeeze(-1)
-    log_probs = torch.log_softmax(logits / temperature, dim=-1)  # [B, V]
+    log_probs = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)  # [B, V]
     probs = log_probs.exp()
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the token that crosses top_p
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # Inverse-CDF sampling: one uniform number per row (torch.multinomial draws one per vocabulary
+    # entry, a large share of a small model's decode step on the CPU).
+    cdf = probs.double().cumsum(-1)  # [B, V]
+    # 1 - U lies in (0, 1], so a token of probability 0 is never picked.
+    uniform = 1.0 - torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
+    ids = torch.searchsorted(cdf, uniform * cdf[:, -1:]).clamp(max=cdf.shape[1] - 1).squeeze(-1)
     return ids, log_probs.gather(-1, ids[:, None]).squeeze(-1)
 
 
@@ -182,7 +238,9 @@ class TransformersBackend:
         shared = min(shared, min(len(p) for p in distinct) - 1)  # every row keeps >= 1 own token
         if shared < MIN_SHARED_PREFIX:
             shared = 0
-        cache = prefill_shared_prefix(decoder, distinct[0][:shared], u, device) if shared else DynamicCache()
+        cache = BufferedCache()
+        if shared:
+            prefill_shared_prefix(decoder, distinct[0][:shared], u, device, cache)
         rest = [p[shared:] for p in distinct]
         width = max(len(r) for r in rest)
         input_ids = torch.full((u, width), self.tokenizer.pad_token_id, dtype=torch.long, device=device)

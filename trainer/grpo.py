@@ -44,13 +44,14 @@ class GRPOConfig:
     epsilon: float = 0.2
     beta: float = 0.0
     inner_epochs: int = 1
-    micro_batch_size: int = 8
+    micro_batch_size: int = 16
     optimizer_steps_per_epoch: int = 1
     max_grad_norm: float = 1.0
     normalize_std: bool = True
     skip_zero_variance: bool = True
     temperature: float = 1.0
     share_prefix: bool = True
+    track_kl: bool = False  # report the KL to the base model even when beta is 0 (one more forward)
 
 
 @dataclass
@@ -177,9 +178,9 @@ def reward_metrics(groups: Sequence[Sequence[Episode]]) -> dict:
 def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
     """One GRPO update of `model`'s trainable (LoRA) weights from finished episode groups.
 
-    Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl`
-    (None when beta is 0), `entropy`, `clip_fraction`, `grad_norm` (means over optimizer steps or
-    trained tokens), `tokens_trained` (completion tokens forwarded, all inner epochs),
+    Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl` (None
+    when beta is 0, unless `track_kl`), `entropy`, `clip_fraction`, `grad_norm` (means over
+    optimizer steps or trained tokens), `tokens_trained` (completion tokens forwarded, all inner epochs),
     `train_seconds`, `train_tokens_per_s`, `zero_variance_groups`, `zero_variance_fraction`,
     `samples`, `optimizer_steps`.
     """
@@ -210,7 +211,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
     chunks = [micro_batches[i : i + per_step] for i in range(0, len(micro_batches), per_step)]
 
     ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
-    if config.beta:
+    if config.beta or config.track_kl:
         with torch.no_grad(), model.disable_adapter():
             for index, batch in enumerate(micro_batches):
                 ref_logprobs[index] = sequence_logprobs(
@@ -272,7 +273,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
     tokens = totals["tokens"]
     metrics.update(
         loss=sum(losses) / len(losses),
-        kl=totals["kl"] / tokens if config.beta else None,
+        kl=totals["kl"] / tokens if config.beta or config.track_kl else None,
         entropy=totals["entropy"] / tokens,
         clip_fraction=totals["clipped"] / tokens,
         grad_norm=sum(grad_norms) / len(grad_norms),

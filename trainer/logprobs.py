@@ -47,12 +47,13 @@ def base_modules(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def prefill_shared_prefix(decoder, prefix: Sequence[int], copies: int, device) -> DynamicCache:
-    """Run `prefix` (P tokens) once and return its KV cache repeated to `copies` rows.
-
-    Each cached key/value tensor has shape `[copies, kv_heads, P, head_dim]`.
+def prefill_shared_prefix(
+    decoder, prefix: Sequence[int], copies: int, device, cache: DynamicCache | None = None
+) -> DynamicCache:
+    """Run `prefix` (P tokens) once and return its KV cache (`cache`, else a new DynamicCache)
+    repeated to `copies` rows: each key/value tensor has shape `[copies, kv_heads, P, head_dim]`.
     """
-    cache = DynamicCache()
+    cache = DynamicCache() if cache is None else cache
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
     decoder(input_ids=ids, past_key_values=cache, use_cache=True)
     cache.batch_select_indices(torch.zeros(copies, dtype=torch.long, device=device))

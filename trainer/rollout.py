@@ -32,6 +32,7 @@ __all__ = [
     "Turn",
     "format_error_observation",
     "run_episodes",
+    "turn_prompt",
 ]
 
 
@@ -110,6 +111,16 @@ class RolloutSettings:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
 
 
+def turn_prompt(tokenizer, system: str, instruction: str, previous: Sequence[Turn]) -> list[int]:
+    """Token ids of the prompt for the next turn after `previous` turns (T_p ints).
+
+    The one way a turn's prompt is rendered: the loop uses it, and a trainer that kept only the
+    transcript (instruction, each turn's text and observation text) can rebuild exact prompt ids.
+    """
+    history = [(turn.text.strip(), turn.observation_text) for turn in previous]
+    return encode_prompt(tokenizer, build_messages(system, instruction, history))
+
+
 def run_episodes(
     backend: GenerationBackend,
     tokenizer,
@@ -131,10 +142,7 @@ def run_episodes(
     for _turn in range(settings.max_turns):
         if not live:
             break
-        prompts = []
-        for i in live:
-            history = [(turn.text.strip(), turn.observation_text) for turn in episodes[i].turns]
-            prompts.append(encode_prompt(tokenizer, build_messages(system, episodes[i].instruction, history)))
+        prompts = [turn_prompt(tokenizer, system, episodes[i].instruction, episodes[i].turns) for i in live]
         started = time.perf_counter()
         generations = backend.generate(prompts, settings.sampling)
         seconds = time.perf_counter() - started

@@ -40,6 +40,17 @@ def test_top_p_keeps_only_the_nucleus():
     assert set(ids.tolist()) == {0, 1}
 
 
+def test_sampling_follows_the_softmax_of_the_scaled_logits():
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = torch.log(probs).clamp(min=-1e4)[None].repeat(20000, 1) * 2.0  # temperature 2 undoes the * 2
+    ids, logprobs = sample_next(
+        logits, temperature=2.0, top_p=1.0, generator=torch.Generator().manual_seed(1)
+    )
+    counts = torch.bincount(ids, minlength=4) / len(ids)
+    assert torch.allclose(counts, probs, atol=0.015) and counts[3] == 0
+    assert torch.allclose(logprobs.exp(), probs[ids], atol=1e-5)
+
+
 def test_greedy_reports_the_argmax_and_its_logprob():
     logits = torch.tensor([[0.0, 2.0, 1.0]])
     ids, logprobs = sample_next(logits, temperature=0.0, top_p=1.0, generator=None)
@@ -67,6 +78,23 @@ def test_batched_sampling_records_the_logprobs_a_teacher_forced_pass_gives(make_
         assert forced.mask[row].sum() == n
         assert torch.allclose(forced.logprobs[row, :n], torch.tensor(generation.logprobs), atol=1e-4)
     assert backend.stats.generated_tokens == sum(len(g.token_ids) for g in generations)
+
+
+def test_rows_that_stop_early_leave_the_batch_and_the_others_stay_exact(make_policy, tokenizer):
+    policy = make_policy()
+    prompts = prompts_for(tokenizer, ["Get OPS-1."] * 3 + ["Create a bug in WEB titled 'x'."] * 3)
+    backend = TransformersBackend(policy, tokenizer)
+    backend.eos_ids = set(range(0, len(tokenizer), 5))  # about one token in five ends a row
+    generations = backend.generate(prompts, SamplingSettings(max_new_tokens=16, seed=4))
+    lengths = [len(g.token_ids) for g in generations]
+    assert len(set(lengths)) > 2 and "eos" in {g.finish_reason for g in generations}
+    assert all(g.finish_reason == "eos" or len(g.token_ids) == 16 for g in generations)
+    sequences = [p + g.token_ids for p, g in zip(prompts, generations, strict=True)]
+    with torch.no_grad():
+        forced = sequence_logprobs(policy, sequences, [len(p) for p in prompts], share_prefix=False)
+    for row, generation in enumerate(generations):
+        expected = forced.logprobs[row, : lengths[row]]
+        assert torch.allclose(expected, torch.tensor(generation.logprobs), atol=1e-4)
 
 
 def test_batched_greedy_equals_one_prompt_at_a_time_with_and_without_sharing(make_policy, tokenizer):

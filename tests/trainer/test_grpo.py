@@ -213,3 +213,11 @@ def test_a_grpo_iteration_rolls_out_and_updates(make_policy, tokenizer, issue_en
     assert metrics["tokens_generated"] == sum(e.generated_tokens for e in episodes[0]) > 0
     assert metrics["generation_tokens_per_s"] > 0 and metrics["seconds"] >= metrics["generation_seconds"]
     assert metrics["zero_variance_groups"] == 1  # random text never reads the issue: all rewards 0
+
+
+def test_kl_can_be_tracked_without_entering_the_loss(fixed_batch):
+    policy, groups = fixed_batch
+    untracked = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig())
+    tracked = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig(track_kl=True))
+    assert untracked["kl"] is None and tracked["kl"] == pytest.approx(0.0, abs=1e-6)  # lr 0: still the base
+    assert tracked["loss"] == pytest.approx(untracked["loss"], abs=1e-6)

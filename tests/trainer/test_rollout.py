@@ -1,7 +1,7 @@
 import json
 
 from trainer.generation import Generation, GenerationStats, SamplingSettings, TransformersBackend
-from trainer.rollout import RolloutSettings, run_episodes
+from trainer.rollout import RolloutSettings, run_episodes, turn_prompt
 
 from .conftest import SYSTEM
 
@@ -58,6 +58,9 @@ def test_the_loop_feeds_observations_back_and_stops_each_episode_at_its_own_turn
         f"<|im_start|>assistant\n{get % 'OPS-1'}<|im_end|>\n"
         f"<|im_start|>user\n{first.observation_text}<|im_end|>\n<|im_start|>assistant\n"
     )
+    assert turn_prompt(tokenizer, SYSTEM, episodes[1].instruction, episodes[1].turns[:2]) == (
+        episodes[1].turns[2].prompt_ids
+    )  # a trainer holding only the transcript rebuilds the exact prompt
     format_error = episodes[1].turns[0]
     assert not format_error.action.ok and format_error.observation.status is None
     assert format_error.observation_text.startswith("Error\nNo JSON object found")
