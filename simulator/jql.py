@@ -444,7 +444,7 @@ class _Compiler:
         """pks of ``rows`` whose ``attrs`` equal the value (case-insensitive), else whose ext_id does."""
         text = value.text.strip().casefold()
         found = {row.pk for row in rows for attr in attrs if str(getattr(row, attr)).casefold() == text}
-        if not found and text.isdigit():
+        if not found and text.isdecimal():
             found = {row.pk for row in rows if row.ext_id == int(text)}
         if not found:
             raise ctx.no_value(value.text)
@@ -453,7 +453,7 @@ class _Compiler:
     def issue_ids(self, ctx, values):
         """pks of the issues that keys or ids name; every one must exist."""
         keys = {v.text.strip().upper() for v in values}
-        numbers = {int(k) for k in keys if k.isdigit()}
+        numbers = {int(k) for k in keys if k.isdecimal()}
         rows = Issue.objects.filter(world=self.world).filter(
             Q(key__in=keys - {str(n) for n in numbers}) | Q(ext_id__in=numbers)
         )

@@ -83,7 +83,7 @@ def worlds_index(request):
 def _parse_cursor(text):
     created, _, pk = text.rpartition("~")
     when = parse_datetime(created) if created else None
-    if when is None or not pk.isdigit():
+    if when is None or not pk.isdecimal():
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)

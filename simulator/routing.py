@@ -412,6 +412,11 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
     path = "/" + path.lstrip("/")
     params = params if isinstance(params, QueryParams) else QueryParams(params)
     base_url = base_url.rstrip("/")
+    if _has_nul([path, params.as_json(), body]):
+        # PostgreSQL stores no NUL in text or JSON, so the call is refused and traced without it.
+        path, query, body = _without_nul([path, params.as_json(), body])
+        params = QueryParams(query)
+        body_error = "The request contains a NUL character (U+0000), which is not allowed."
     if world.is_template:
         # Templates are only ever forked: a call must not move their clock or write their trace.
         return error_for(api_of_path(path), 403, "This world is a template; fork it to use it.").response()
@@ -449,6 +454,26 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
         req = SimRequest(world, user, method, path, params, body, {}, base_url, world.now(), door, route)
         _trace(world, req, response, route, started)
     return response
+
+
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    return False
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _reread_counters(world):

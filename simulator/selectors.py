@@ -73,7 +73,7 @@ def _issue_queryset(world):
 
 def _by_key_or_id(queryset, key_or_id):
     text = str(key_or_id).strip()
-    if text.isdigit():
+    if text.isdecimal():
         return queryset.filter(ext_id=int(text))
     return queryset.filter(key=text.upper())
 
@@ -284,7 +284,7 @@ def find_pages(world, *, id=None, space_key=None, title=None, status=None):
     ``status`` says which."""
     qs = Page.objects.filter(world=world).select_related("space", "parent").prefetch_related("labels")
     if id is not None:
-        qs = qs.filter(ext_id=int(id)) if str(id).isdigit() else qs.none()
+        qs = qs.filter(ext_id=int(id)) if str(id).isdecimal() else qs.none()
     if space_key is not None:
         qs = qs.filter(space__key__iexact=str(space_key))
     if title is not None:

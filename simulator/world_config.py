@@ -84,7 +84,7 @@ class WorldConfig:
 
     def _find(self, rows, value, *, key_attr="name"):
         text = str(value).strip()
-        if text.isdigit():
+        if text.isdecimal():
             for row in rows:
                 if str(row.ext_id) == text:
                     return row
@@ -96,7 +96,7 @@ class WorldConfig:
 
     def project(self, id_or_key):
         text = str(id_or_key).strip()
-        if text.isdigit():
+        if text.isdecimal():
             return next((p for p in self.projects if str(p.ext_id) == text), None)
         return next((p for p in self.projects if p.key == text.upper()), None)
 

@@ -117,7 +117,7 @@ def _sprint_state(sprint):
 
 def _agile_id(req, name):
     text = req.path_params[name]
-    if not text.isdigit():
+    if not text.isdecimal():
         raise jira_error(400, f"The value '{text}' of '{name}' is not a number.")
     return int(text)
 
@@ -358,7 +358,7 @@ def create_sprint(req):
     else:
         board = (
             Board.objects.filter(world=req.world, ext_id=int(board_id)).first()
-            if str(board_id).isdigit()
+            if str(board_id).isdecimal()
             else None
         )
         if board is None:
@@ -513,8 +513,8 @@ def _issues_named(req):
     if len(names) > MAX_MOVE:
         raise jira_error(400, f"At most {MAX_MOVE} issues can be moved at once; {len(names)} were given.")
     texts = [str(n).strip() for n in names]
-    ids = [int(t) for t in texts if t.isdigit()]
-    keys = [t.upper() for t in texts if not t.isdigit()]
+    ids = [int(t) for t in texts if t.isdecimal()]
+    keys = [t.upper() for t in texts if not t.isdecimal()]
     found = Issue.objects.filter(world=req.world).filter(Q(ext_id__in=ids) | Q(key__in=keys))
     by_name = {}
     for issue in found:

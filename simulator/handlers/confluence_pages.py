@@ -64,7 +64,7 @@ def pages(req):
 def find_page(req, ident, statuses, message):
     """The page with ext_id ``ident`` in one of ``statuses``; else a 404 saying ``message``."""
     text = str(ident).strip()
-    page = pages(req).filter(ext_id=int(text), status__in=statuses).first() if text.isdigit() else None
+    page = pages(req).filter(ext_id=int(text), status__in=statuses).first() if text.isdecimal() else None
     if page is None:
         raise req.error(404, message)
     return page
@@ -72,7 +72,7 @@ def find_page(req, ident, statuses, message):
 
 def space_by_id(req, ident):
     text = str(ident).strip()
-    if not text.isdigit():
+    if not text.isdecimal():
         return None
     return Space.objects.filter(world=req.world, ext_id=int(text)).select_related("homepage").first()
 
@@ -104,7 +104,7 @@ def parent_page(req, space, ident, moving=None):
     text = str(ident).strip()
     parent = (
         Page.objects.filter(world=req.world, ext_id=int(text)).select_related("space").first()
-        if text.isdigit()
+        if text.isdecimal()
         else None
     )
     if parent is None or parent.status in ("trashed", "deleted"):

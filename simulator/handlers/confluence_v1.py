@@ -356,7 +356,7 @@ def update_content(req):
         raise req.error(400, "The content type cannot be changed.")
     version = body.get("version")
     number = version.get("number") if isinstance(version, dict) else None
-    if isinstance(number, bool) or not isinstance(number, int | str) or not str(number).strip().isdigit():
+    if isinstance(number, bool) or not isinstance(number, int | str) or not str(number).strip().isdecimal():
         raise req.error(400, "Must supply an incremented version when updating Content. No version supplied.")
     number = int(number)
     if number != page.version + 1:

@@ -165,7 +165,7 @@ def _body_format(req):
 def _numeric(req, values, name):
     out = []
     for value in values:
-        if not value.isdigit():
+        if not value.isdecimal():
             raise req.error(400, f"The {name} '{value}' is not a number.")
         out.append(int(value))
     return out
@@ -173,7 +173,7 @@ def _numeric(req, values, name):
 
 def _path_id(req):
     text = req.path_params["id"]
-    if not text.isdigit():
+    if not text.isdecimal():
         raise req.error(400, f"The id '{text}' is not a number.")
     return int(text)
 
@@ -304,7 +304,7 @@ def create_page(req):
     if body.get("spaceId") in (None, ""):
         raise req.error(400, "spaceId is required.")
     space_id = str(body["spaceId"]).strip()
-    if not space_id.isdigit():
+    if not space_id.isdecimal():
         raise req.error(400, f"The spaceId '{space_id}' is not a number.")
     space = store.space_by_id(req, space_id)
     if space is None:
@@ -371,7 +371,7 @@ def update_page(req):
         raise req.error(400, f"The id in the body ({body['id']}) is not the page's id ({page.ext_id}).")
     version = body.get("version")
     number = version.get("number") if isinstance(version, dict) else None
-    if isinstance(number, bool) or not isinstance(number, int | str) or not str(number).strip().isdigit():
+    if isinstance(number, bool) or not isinstance(number, int | str) or not str(number).strip().isdecimal():
         raise req.error(400, "version.number is required: the page's current version number plus one.")
     number = int(number)
     if number != page.version + 1:
@@ -517,7 +517,7 @@ def versions(req):
     rows.sort(key=lambda r: r[0], reverse=sort.startswith("-"))
     if req.param("cursor"):
         after = req.param("cursor")
-        if not after.isdigit():
+        if not after.isdecimal():
             raise req.error(400, "The cursor is invalid or expired.")
         rows = [r for r in rows if (r[0] < int(after) if sort.startswith("-") else r[0] > int(after))]
     limit = req.int_param("limit", 25, minimum=1, maximum=250)

@@ -63,7 +63,7 @@ def add_comment(req):
 def _find_comment(req):
     issue = find_issue(req, req.path_params["issueIdOrKey"])
     ident = req.path_params["id"]
-    comment = Comment.objects.filter(issue=issue, ext_id=int(ident)).first() if ident.isdigit() else None
+    comment = Comment.objects.filter(issue=issue, ext_id=int(ident)).first() if ident.isdecimal() else None
     if comment is None:
         raise jira_error(404, f"Can not find a comment for the id: {ident}.")
     return issue, comment

@@ -217,7 +217,7 @@ class IssueInput:
         qs = Issue.objects.filter(world=self.req.world)
         parent = None
         if ref:
-            parent = (qs.filter(ext_id=int(ref)) if ref.isdigit() else qs.filter(key=ref.upper())).first()
+            parent = (qs.filter(ext_id=int(ref)) if ref.isdecimal() else qs.filter(key=ref.upper())).first()
         if parent is None:
             self.errors["parent"] = f"Could not find issue by id or key: {ref}"
         return parent

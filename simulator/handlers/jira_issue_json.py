@@ -203,7 +203,7 @@ def find_issue(req, id_or_key, fields=(), queryset=None):
     """The world's issue named by key (any case) or numeric id, loaded for ``fields``; else 404."""
     text = str(id_or_key).strip()
     qs = (queryset if queryset is not None else Issue.objects).filter(world=req.world)
-    qs = qs.filter(ext_id=int(text)) if text.isdigit() else qs.filter(key=text.upper())
+    qs = qs.filter(ext_id=int(text)) if text.isdecimal() else qs.filter(key=text.upper())
     issue = load_issues(qs, fields).first()
     if issue is None:
         raise jira_error(404, NOT_FOUND)

@@ -78,7 +78,7 @@ def link_issues(req):
 def _find_link(req):
     ident = req.path_params["linkId"]
     link = None
-    if ident.isdigit():
+    if ident.isdecimal():
         link = (
             IssueLink.objects.select_related("inward_issue", "outward_issue")
             .filter(world=req.world, ext_id=int(ident))

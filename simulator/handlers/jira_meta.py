@@ -100,7 +100,7 @@ def user_get(req):
 def find_project(req, id_or_key):
     project = config_for(req.world).project(id_or_key)
     if project is None:
-        what = "id" if str(id_or_key).isdigit() else "key"
+        what = "id" if str(id_or_key).isdecimal() else "key"
         raise jira_error(404, f"No project could be found with {what} '{id_or_key}'.")
     return project
 
@@ -319,7 +319,7 @@ def priorities(req):
 @routes.get(f"{API}/priority/{{id}}", operation="getPriority", summary="One priority")
 def priority_get(req):
     priority = config_for(req.world).priority(req.path_params["id"])
-    if priority is None or not req.path_params["id"].isdigit():
+    if priority is None or not req.path_params["id"].isdecimal():
         raise jira_error(404, f"The priority with ID '{req.path_params['id']}' does not exist.")
     return render.priority_json(req, priority)
 
@@ -345,7 +345,7 @@ def issue_types(req):
 @routes.get(f"{API}/issuetype/{{id}}", operation="getIssueType", summary="One issue type")
 def issue_type_get(req):
     issue_type = config_for(req.world).issue_type(req.path_params["id"])
-    if issue_type is None or not req.path_params["id"].isdigit():
+    if issue_type is None or not req.path_params["id"].isdecimal():
         raise jira_error(404, "The issue type ID provided is invalid.")
     return render.issue_type_json(req, issue_type)
 
@@ -358,7 +358,7 @@ def resolutions(req):
 @routes.get(f"{API}/resolution/{{id}}", operation="getResolution", summary="One resolution")
 def resolution_get(req):
     resolution = config_for(req.world).resolution(req.path_params["id"])
-    if resolution is None or not req.path_params["id"].isdigit():
+    if resolution is None or not req.path_params["id"].isdecimal():
         raise jira_error(404, f"The resolution with ID '{req.path_params['id']}' does not exist.")
     return render.resolution_json(req, resolution)
 
@@ -372,6 +372,6 @@ def link_types(req):
 def link_type_get(req):
     ident = req.path_params["issueLinkTypeId"]
     link_type = config_for(req.world).link_type(ident)
-    if link_type is None or not ident.isdigit():
+    if link_type is None or not ident.isdecimal():
         raise jira_error(404, f"No issue link type with id '{ident}' exists.")
     return render.link_type_json(req, link_type)

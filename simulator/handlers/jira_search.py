@@ -139,7 +139,7 @@ def _decode_token(token):
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, _, offset = text.partition(":")
-        if kind == "offset" and offset.isdigit():
+        if kind == "offset" and offset.isdecimal():
             return int(offset)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

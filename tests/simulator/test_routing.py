@@ -135,3 +135,14 @@ def test_invalid_json_over_http_is_a_shaped_400(client, world, ada):
     )
     assert r.status_code in (400, 405)
     assert "errorMessages" in r.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/rest/api/3/issue/²", "/rest/agile/1.0/board/²", "/wiki/api/v2/pages/²", "/wiki/rest/api/content/²"],
+)
+def test_a_superscript_digit_id_is_refused_as_not_a_number_not_a_crash(jira, path):
+    # "²".isdigit() is true but int("²") fails: ids are checked with isdecimal().
+    response = jira.request("GET", path)
+    assert response.status_code in (400, 404)
+    assert "could not be processed" not in response.text
