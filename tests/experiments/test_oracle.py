@@ -60,9 +60,7 @@ def test_a_check_that_ignores_the_project_is_caught_by_the_wrong_entity(acme):
     (variant, *_) = variants(task, "train", world=acme)
     report = check_variant(variant, template=acme)
     assert report.oracle_reward == 1.0
-    assert report.failures == [
-        "mutation 'wrong entity (project WEB → MOB)' still scores 1.000 (success True)"
-    ]
+    assert "mutation 'wrong entity (project WEB → MOB)' still scores 1.000 (success True)" in report.failures
 
 
 def test_a_read_aimed_at_another_issue_fails_its_called_check(acme):
