@@ -157,6 +157,7 @@ def _task_page(request, suite, task, results=None, check_error=None):
             check_error=check_error,
             passed=None if results is None else sum(r.passed for r in results),
             failed=None if results is None else sum(not r.passed for r in results),
+            lines="\n".join(r.line(prefix=f"{suite.name}/") for r in results or []),
             can_edit=request.user.has_perm(EDIT_SUITE),
         ),
     )

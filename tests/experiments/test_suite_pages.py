@@ -186,6 +186,7 @@ def test_an_operator_checks_a_task_s_sample_variants(operator_client, acme):
     assert "2 passed, 0 failed" in html
     assert "create-bug/train/0" in html and "create-bug/test/0" in html
     assert "wrong entity (project WEB → MOB)" in html
+    assert "ok   jira-oracle/create-bug/train/0 oracle=1.000" in html
 
 
 def test_an_unknown_suite_or_task_is_not_found(viewer):
