@@ -52,6 +52,10 @@ class GRPOConfig:
     temperature: float = 1.0
     share_prefix: bool = True
     track_kl: bool = False  # report the KL to the base model even when beta is 0 (one more forward)
+    # Ratios against log-probs recomputed by the training forward instead of those recorded at
+    # sampling: for backends whose numbers differ from the trainer's (bf16, vLLM). Free with one
+    # inner epoch (the ratio is then exactly 1, as in TRL); one more forward pass otherwise.
+    recompute_old_logprobs: bool = False
 
 
 @dataclass
@@ -181,6 +185,8 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
     Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl` (None
     when beta is 0, unless `track_kl`), `entropy`, `clip_fraction`, `grad_norm` (means over
     optimizer steps or trained tokens), `tokens_trained` (completion tokens forwarded, all inner epochs),
+    `logprob_gap` (mean |log-prob now - log-prob recorded at sampling| over the first epoch's
+    tokens: float noise on one numeric path, larger with bf16 or another backend),
     `train_seconds`, `train_tokens_per_s`, `zero_variance_groups`, `zero_variance_fraction`,
     `samples`, `optimizer_steps`.
     """
@@ -194,6 +200,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
         samples=len(samples),
         loss=None,
         kl=None,
+        logprob_gap=None,
         entropy=None,
         clip_fraction=None,
         grad_norm=None,
@@ -222,13 +229,25 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                     config.share_prefix,
                 ).logprobs
 
+    old_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
+    if config.recompute_old_logprobs and config.inner_epochs > 1:
+        with torch.no_grad():
+            for index, batch in enumerate(micro_batches):
+                old_logprobs[index] = sequence_logprobs(
+                    model,
+                    [s.tokens for s in batch],
+                    [s.start for s in batch],
+                    config.temperature,
+                    config.share_prefix,
+                ).logprobs
+
     params = [p for p in model.parameters() if p.requires_grad]
     totals = defaultdict(float)
     losses, grad_norms = [], []
     was_training = model.training
     model.train()
     try:
-        for _epoch in range(config.inner_epochs):
+        for epoch in range(config.inner_epochs):
             batch_index = 0
             for chunk in chunks:
                 chunk_tokens = sum(len(s.old_logprobs) for batch in chunk for s in batch)
@@ -243,10 +262,18 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                         with_entropy=True,
                     )
                     device = out.logprobs.device
-                    width = out.logprobs.shape[1]
+                    sampled = _pad([s.old_logprobs for s in batch], out.logprobs.shape[1]).to(
+                        device
+                    )  # [N, T]
+                    if epoch == 0:
+                        gap = (out.logprobs.detach() - sampled).abs().masked_fill(~out.mask, 0.0)
+                        totals["logprob_gap"] += float(gap.sum())
+                    old = old_logprobs[batch_index]
+                    if old is None:
+                        old = out.logprobs.detach() if config.recompute_old_logprobs else sampled
                     terms = clipped_token_loss(
                         out.logprobs,
-                        _pad([s.old_logprobs for s in batch], width).to(device),
+                        old,
                         torch.tensor([s.advantage for s in batch], device=device),
                         out.mask,
                         config.epsilon,
@@ -276,6 +303,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
         kl=totals["kl"] / tokens if config.beta or config.track_kl else None,
         entropy=totals["entropy"] / tokens,
         clip_fraction=totals["clipped"] / tokens,
+        logprob_gap=totals["logprob_gap"] / (tokens / config.inner_epochs),
         grad_norm=sum(grad_norms) / len(grad_norms),
         tokens_trained=int(tokens),
         optimizer_steps=len(losses),

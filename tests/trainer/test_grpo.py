@@ -221,3 +221,41 @@ def test_kl_can_be_tracked_without_entering_the_loss(fixed_batch):
     tracked = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig(track_kl=True))
     assert untracked["kl"] is None and tracked["kl"] == pytest.approx(0.0, abs=1e-6)  # lr 0: still the base
     assert tracked["loss"] == pytest.approx(untracked["loss"], abs=1e-6)
+
+
+def test_recomputed_old_logprobs_absorb_a_sampling_backend_that_disagrees(fixed_batch):
+    policy, groups = fixed_batch
+    for group in groups:  # as if another backend (bf16, vLLM) had reported log-probs 0.5 too high
+        for episode in group:
+            episode.turns[0].logprobs = [lp + 0.5 for lp in episode.turns[0].logprobs]
+    recorded = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig())
+    recomputed = grpo_update(
+        policy, make_optimizer(policy, 0.0), groups, GRPOConfig(recompute_old_logprobs=True)
+    )
+    assert recorded["logprob_gap"] == pytest.approx(0.5, abs=1e-3)
+    assert recorded["clip_fraction"] > 0.2  # ratio exp(-0.5) < 0.8 clips every negative-advantage token
+    assert recomputed["clip_fraction"] == 0.0
+    two_epochs = grpo_update(
+        policy, make_optimizer(policy, 1e-3), groups, GRPOConfig(recompute_old_logprobs=True, inner_epochs=2)
+    )
+    assert two_epochs["optimizer_steps"] == 2 and two_epochs["logprob_gap"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_bf16_policy_samples_and_updates_with_recomputed_ratios(tokenizer, issue_environment):
+    from trainer.models import LoraSettings, PolicyConfig, load_policy
+
+    policy, _ = load_policy(PolicyConfig("tiny-random", LoraSettings(rank=4, alpha=8), dtype="bf16"))
+    backend = TransformersBackend(policy, tokenizer)
+    envs = [("ops", [issue_environment("OPS-1", done_after=1) for _ in range(4)])]
+    settings = RolloutSettings(max_turns=1, sampling=SamplingSettings(max_new_tokens=6, seed=2))
+    (group,), _ = grpo_iteration(
+        policy, make_optimizer(policy, 1e-3), backend, tokenizer, SYSTEM, envs, settings, GRPOConfig()
+    )
+    for episode, reward in zip(group, [1.0, 0.0, 0.5, 0.0], strict=True):
+        episode.reward = reward
+    before = adapter_weights(policy)
+    metrics = grpo_update(
+        policy, make_optimizer(policy, 1e-2), [group], GRPOConfig(recompute_old_logprobs=True)
+    )
+    assert metrics["clip_fraction"] == 0.0 and math.isfinite(metrics["loss"])
+    assert any(not torch.equal(before[n], p) for n, p in adapter_weights(policy).items())

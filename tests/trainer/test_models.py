@@ -14,6 +14,7 @@ from trainer.models import (
     default_cache_dir,
     load_base_model,
     load_policy,
+    pick_dtype,
 )
 from trainer.prompts import build_messages, encode_prompt, endpoint_docs, system_prompt
 
@@ -93,3 +94,19 @@ def test_smollm2_from_the_cache_writes_a_json_call_and_stops_there(smollm2_cache
     )
     assert generation.text == '{"method": "GET", "path": "/rest/api/3/issue/OPS-12"}'
     assert generation.finish_reason == "json"
+
+
+def test_dtypes_by_name_and_auto(monkeypatch):
+    import trainer.models
+
+    cpu = torch.device("cpu")
+    assert pick_dtype(cpu) == torch.float32 and pick_dtype(cpu, "bf16") == torch.bfloat16
+    assert pick_dtype(cpu, torch.float16) == torch.float16
+    monkeypatch.setattr(trainer.models, "cpu_has_amx", lambda: True)
+    assert pick_dtype(cpu, "auto") == torch.bfloat16 and pick_dtype(cpu) == torch.float32
+    monkeypatch.setattr(trainer.models, "cpu_has_amx", lambda: False)
+    assert pick_dtype(cpu, "auto") == torch.float32
+    with pytest.raises(ValueError, match="unknown dtype"):
+        pick_dtype(cpu, "int4")
+    model, _ = load_base_model("tiny-random", dtype="bf16")
+    assert next(model.parameters()).dtype == torch.bfloat16
