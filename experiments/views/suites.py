@@ -17,6 +17,7 @@ from experiments.models import Task, TaskSuite
 from experiments.roles import EDIT_SUITE
 from experiments.suites import Problem, SuiteError, TaskSpec, load_suite, save_suite
 from experiments.variants import VariantError, draw_variants
+from simulator import selectors as sim_selectors
 
 MAX_UPLOAD_BYTES = 1_000_000
 STARTER = """suite: my-suite
@@ -61,11 +62,16 @@ def suites_index(request):
 
 
 def suite_detail(request, name):
+    """The suite's tasks, each with its first variant (train, or test for a held-out family)."""
     suite = _suite(name)
-    tasks = []
+    tasks, worlds = [], {}
     for task in suite.tasks.all():
         spec = task.task_spec()
         train, test = selectors.task_variant_counts(task)
+        if spec.seed not in worlds:
+            worlds[spec.seed] = sim_selectors.template_world(spec.seed)
+        split = "test" if spec.split.family_heldout else "train"
+        variant, why_not = _sample(spec, split, 0, world=worlds[spec.seed])
         tasks.append(
             {
                 "task": task,
@@ -75,6 +81,9 @@ def suite_detail(request, name):
                 "checks": [c.name for c in spec.checks],
                 "reward": spec.reward.get("preset", "dense"),
                 "solution": _solution_kind(spec.solution),
+                "sample": _shown(variant) if variant else None,
+                "sample_key": f"{split}/0",
+                "why_not": why_not,
             }
         )
     return render(
@@ -99,12 +108,12 @@ def _task(suite, task_id):
     return task
 
 
-def _sample(spec, split, index):
+def _sample(spec, split, index, *, world=None):
     """The sample variant (split, index) of a task, or (None, why not)."""
     if spec.split.family_heldout and split == "train":
         return None, "this task's family is held out: it has test variants only"
     try:
-        drawn = draw_variants(spec, split, count=index + 1)
+        drawn = draw_variants(spec, split, count=index + 1, world=world)
     except VariantError as err:
         return None, str(err)
     if len(drawn) <= index:
@@ -118,6 +127,19 @@ def _as_yaml(value):
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100)
 
 
+def _shown(variant):
+    """A variant as the pages show it: the instruction, and the rest as YAML text."""
+    return {
+        "instruction": variant.instruction,
+        "values": _as_yaml(variant.values),
+        "setup": _as_yaml(variant.setup),
+        "expect": _as_yaml([{c["type"]: c["params"], "name": c["name"]} for c in variant.expect]),
+        "trace": _as_yaml([{c["type"]: c["params"], "name": c["name"]} for c in variant.trace]),
+        "solution": _as_yaml(variant.solution),
+        "late": variant.late,
+    }
+
+
 def _task_page(request, suite, task, results=None, check_error=None):
     spec = TaskSpec.from_dict(task.spec)
     split = request.GET.get("split", "test" if spec.split.family_heldout else "train")
@@ -128,17 +150,7 @@ def _task_page(request, suite, task, results=None, check_error=None):
     except ValueError:
         index = 0
     variant, why_not = _sample(spec, split, index)
-    shown = None
-    if variant is not None:
-        shown = {
-            "instruction": variant.instruction,
-            "values": _as_yaml(variant.values),
-            "setup": _as_yaml(variant.setup),
-            "expect": _as_yaml([{c["type"]: c["params"], "name": c["name"]} for c in variant.expect]),
-            "trace": _as_yaml([{c["type"]: c["params"], "name": c["name"]} for c in variant.trace]),
-            "solution": _as_yaml(variant.solution),
-            "late": variant.late,
-        }
+    shown = _shown(variant) if variant is not None else None
     train, test = selectors.task_variant_counts(task)
     return render(
         request,

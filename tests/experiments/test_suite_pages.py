@@ -72,7 +72,7 @@ def test_the_list_costs_the_same_queries_for_many_suites(viewer, django_assert_m
     assert "fourth" in html
 
 
-def test_the_suite_page_lists_its_tasks_with_split_checks_and_reward(viewer):
+def test_the_suite_page_lists_its_tasks_with_split_checks_and_reward(viewer, acme):
     save_suite(EXAMPLE)
     html = viewer.get(reverse("suite", args=["example"])).content.decode()
     assert "ticket-transition" in html
@@ -81,6 +81,10 @@ def test_the_suite_page_lists_its_tasks_with_split_checks_and_reward(viewer):
     assert "<code>issue_fields</code>" in html
     assert "weighted" in html
     assert "2 call(s)" in html  # the transition task's solution: two calls and an answer
+    # each task with a sample variant: train/0, or test/0 for a held-out family
+    assert "Sample train/0: What is the priority of OPS-" in html
+    assert "Sample test/0: Create a page titled" in html
+    assert "path: /rest/api/3/issue/{{ issue.key }}/transitions" in html  # setup names stay as written
 
 
 def test_the_task_page_shows_a_sample_variant(viewer, acme):
