@@ -52,10 +52,16 @@ def test_the_role_command_names_a_missing_user(db):
         call_command("role", "ghost", "viewers")
 
 
-def test_bootstrap_loads_the_acme_seed_once(db, capsys):
+def test_bootstrap_loads_the_acme_seed_and_the_builtin_suites_once(db, capsys):
+    from experiments.models import TaskSuite
     from simulator.models import World
 
     call_command("bootstrap")
+    first = capsys.readouterr().out
     call_command("bootstrap")
-    assert "simulator seed: acme" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "simulator seed: acme" in first
+    assert "task suite: atlassian-core (created)" in first
+    assert "task suite: atlassian-core (unchanged)" in again
     assert World.objects.filter(seed="acme", is_template=True).count() == 1
+    assert set(TaskSuite.objects.values_list("name", flat=True)) >= {"atlassian-core", "jira-workflows"}

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from experiments.builtin import load_builtin_suites
 from experiments.roles import add_user_to_role, ensure_roles
 from simulator.seeding import load_seed
 
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         for seed in BUILTIN_SEEDS:
             template = load_seed(seed)  # idempotent: reloads only when the seed file changed
             self.stdout.write(f"simulator seed: {seed} (template world {template.slug})")
+        for _path, outcome in load_builtin_suites():  # idempotent: stored only when changed
+            self.stdout.write(f"task suite: {outcome.suite} ({outcome.state})")
         if demo_user:
             password = self._demo_password()
             user, created = get_user_model().objects.get_or_create(username=username)
