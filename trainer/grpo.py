@@ -179,12 +179,24 @@ def reward_metrics(groups: Sequence[Sequence[Episode]]) -> dict:
     }
 
 
+@torch.no_grad()
+def _frozen_logprobs(model, micro_batches: Sequence[Sequence[TrainSample]], config: GRPOConfig) -> list:
+    """`[N_b, T_b]` log-probs per micro-batch from the model as it is now, without gradients."""
+    return [
+        sequence_logprobs(
+            model, [s.tokens for s in b], [s.start for s in b], config.temperature, config.share_prefix
+        ).logprobs
+        for b in micro_batches
+    ]
+
+
 def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
     """One GRPO update of `model`'s trainable (LoRA) weights from finished episode groups.
 
     Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl` (None
     when beta is 0, unless `track_kl`), `entropy`, `clip_fraction`, `grad_norm` (means over
-    optimizer steps or trained tokens), `tokens_trained` (completion tokens forwarded, all inner epochs),
+    optimizer steps or trained tokens), `tokens_trained` (completion tokens forwarded, all
+    inner epochs),
     `logprob_gap` (mean |log-prob now - log-prob recorded at sampling| over the first epoch's
     tokens: float noise on one numeric path, larger with bf16 or another backend),
     `train_seconds`, `train_tokens_per_s`, `zero_variance_groups`, `zero_variance_fraction`,
@@ -217,29 +229,14 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
     per_step = math.ceil(len(micro_batches) / steps)
     chunks = [micro_batches[i : i + per_step] for i in range(0, len(micro_batches), per_step)]
 
-    ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
+    none: list[torch.Tensor | None] = [None] * len(micro_batches)
+    ref_logprobs = none
     if config.beta or config.track_kl:
-        with torch.no_grad(), model.disable_adapter():
-            for index, batch in enumerate(micro_batches):
-                ref_logprobs[index] = sequence_logprobs(
-                    model,
-                    [s.tokens for s in batch],
-                    [s.start for s in batch],
-                    config.temperature,
-                    config.share_prefix,
-                ).logprobs
-
-    old_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
+        with model.disable_adapter():
+            ref_logprobs = _frozen_logprobs(model, micro_batches, config)
+    old_logprobs = none
     if config.recompute_old_logprobs and config.inner_epochs > 1:
-        with torch.no_grad():
-            for index, batch in enumerate(micro_batches):
-                old_logprobs[index] = sequence_logprobs(
-                    model,
-                    [s.tokens for s in batch],
-                    [s.start for s in batch],
-                    config.temperature,
-                    config.share_prefix,
-                ).logprobs
+        old_logprobs = _frozen_logprobs(model, micro_batches, config)
 
     params = [p for p in model.parameters() if p.requires_grad]
     totals = defaultdict(float)
