@@ -1,5 +1,10 @@
-"""Task suites as stored: the YAML source of a suite and each of its tasks, parsed."""
+"""Task suites as stored: the YAML source of a suite and each of its tasks, parsed, and each
+task's last check."""
 
+import hashlib
+import json
+
+from django.conf import settings
 from django.db import models
 
 
@@ -53,6 +58,64 @@ class Task(models.Model):
 
         return variants(self.task_spec(), split, world=world)
 
+    def spec_hash(self):
+        """sha256 of the parsed task, to tell whether a check ran on the task as it is now."""
+        text = json.dumps(self.spec, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     @property
     def family_heldout(self):
         return bool(self.split_rule.get("family_heldout"))
+
+
+class TaskCheck(models.Model):
+    """A task's last ``suites check``: its counts, its saturation flags and every variant's result.
+    One per task, replaced by each new check (the command's or the page's button); it goes when the
+    task goes."""
+
+    COMMAND, PAGE = "command", "page"
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="last_check")
+    checked_at = models.DateTimeField()
+    passed = models.PositiveIntegerField(help_text="variants whose every self-test passed")
+    failed = models.PositiveIntegerField()
+    sample = models.PositiveIntegerField(
+        null=True, blank=True, help_text="variants checked per split; empty when every one was"
+    )
+    splits = models.JSONField(default=list, help_text='the splits checked, e.g. ["train", "test"]')
+    saturated = models.JSONField(default=list, help_text='"split/index: why" per saturated variant')
+    results = models.JSONField(
+        default=list, help_text="one VariantCheck.to_dict() per variant, with its printed 'line'"
+    )
+    spec_hash = models.CharField(max_length=64, help_text="Task.spec_hash() of the task as checked")
+    source = models.CharField(max_length=16, choices=[(COMMAND, "command"), (PAGE, "page")])
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the operator who pressed the page's button; empty for the command",
+    )
+
+    def __str__(self):
+        return f"{self.task}: {self.passed} passed, {self.failed} failed"
+
+    @property
+    def ok(self):
+        return self.failed == 0
+
+    @property
+    def saturated_variants(self):
+        """How many variants were flagged as saturated."""
+        return sum(bool(r["flags"]) for r in self.results)
+
+    @property
+    def outdated(self):
+        """Whether the task was edited since this check ran."""
+        return self.spec_hash != self.task.spec_hash()
+
+    @property
+    def lines(self):
+        """The check as ``suites check`` printed it: one line per variant, then the counts."""
+        return "\n".join([*(r["line"] for r in self.results), f"{self.passed} passed, {self.failed} failed"])

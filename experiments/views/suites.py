@@ -13,8 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from experiments import selectors
-from experiments.models import Task, TaskSuite
+from experiments.models import Task, TaskCheck, TaskSuite
 from experiments.roles import EDIT_SUITE
+from experiments.services import check_task
 from experiments.suites import Problem, SuiteError, TaskSpec, load_suite, save_suite
 from experiments.variants import VariantError, draw_variants
 from simulator import selectors as sim_selectors
@@ -65,7 +66,7 @@ def suite_detail(request, name):
     """The suite's tasks, each with its first variant (train, or test for a held-out family)."""
     suite = _suite(name)
     tasks, worlds = [], {}
-    for task in suite.tasks.all():
+    for task in suite.tasks.select_related("last_check"):
         spec = task.task_spec()
         train, test = selectors.task_variant_counts(task)
         if spec.seed not in worlds:
@@ -102,7 +103,11 @@ def _solution_kind(solution):
 
 
 def _task(suite, task_id):
-    task = Task.objects.filter(suite=suite, task_id=task_id).first()
+    task = (
+        Task.objects.select_related("suite", "last_check__checked_by")
+        .filter(suite=suite, task_id=task_id)
+        .first()
+    )
     if task is None:
         raise Http404(f"no task {task_id!r} in suite {suite.name!r}")
     return task
@@ -140,7 +145,7 @@ def _shown(variant):
     }
 
 
-def _task_page(request, suite, task, results=None, check_error=None):
+def _task_page(request, suite, task, check_error=None):
     spec = TaskSpec.from_dict(task.spec)
     split = request.GET.get("split", "test" if spec.split.family_heldout else "train")
     if split not in ("train", "test"):
@@ -165,11 +170,8 @@ def _task_page(request, suite, task, results=None, check_error=None):
             why_not=why_not,
             train=train,
             test=test,
-            results=results,
+            last_check=getattr(task, "last_check", None),
             check_error=check_error,
-            passed=None if results is None else sum(r.passed for r in results),
-            failed=None if results is None else sum(not r.passed for r in results),
-            lines="\n".join(r.line(prefix=f"{suite.name}/") for r in results or []),
             can_edit=request.user.has_perm(EDIT_SUITE),
         ),
     )
@@ -182,19 +184,18 @@ def suite_task(request, name, task_id):
 
 @require_POST
 def suite_check(request, name, task_id):
-    """Run ``suites check`` on the first variant of each split of one task and show the result."""
+    """Run ``suites check`` on the first variant of each split of one task, keep it as the task's
+    last check and show it."""
     _require_editor(request)
-    from experiments.oracle import check_tasks
-
     suite = _suite(name)
     task = _task(suite, task_id)
     try:
-        results = list(check_tasks([task.task_spec()], sample=1))
+        check_task(task.task_spec(), task=task, source=TaskCheck.PAGE, user=request.user, sample=1)
     except VariantError as err:
         response = _task_page(request, suite, task, check_error=str(err))
         response.status_code = 409
         return response
-    return _task_page(request, suite, task, results=results)
+    return _task_page(request, suite, _task(suite, task_id))
 
 
 def suite_download(request, name):
