@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from trainer.generation import GenerationBackend
-from trainer.logprobs import sequence_logprobs
+from trainer.logprobs import pack_micro_batches, sequence_logprobs
 from trainer.rollout import Environment, Episode, RolloutSettings, run_episodes
 
 
@@ -45,6 +45,7 @@ class GRPOConfig:
     beta: float = 0.0
     inner_epochs: int = 1
     micro_batch_size: int = 16
+    micro_batch_tokens: int = 4096  # prompt + completion tokens per forward (activation memory)
     optimizer_steps_per_epoch: int = 1
     max_grad_norm: float = 1.0
     normalize_std: bool = True
@@ -223,8 +224,9 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
         metrics.update(train_seconds=time.perf_counter() - started, train_tokens_per_s=0.0)
         return metrics
 
-    size = max(1, config.micro_batch_size)
-    micro_batches = [samples[i : i + size] for i in range(0, len(samples), size)]
+    micro_batches = pack_micro_batches(
+        samples, [len(s.tokens) for s in samples], config.micro_batch_size, config.micro_batch_tokens
+    )
     steps = max(1, min(config.optimizer_steps_per_epoch, len(micro_batches)))
     per_step = math.ceil(len(micro_batches) / steps)
     chunks = [micro_batches[i : i + per_step] for i in range(0, len(micro_batches), per_step)]

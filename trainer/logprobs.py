@@ -132,3 +132,18 @@ def sequence_logprobs(
         with torch.no_grad():
             entropy = -(log_probs.exp() * log_probs).sum(-1).masked_fill(~mask, 0.0)
     return TokenLogprobs(token_logprobs, entropy, mask)
+
+
+def pack_micro_batches(items: Sequence, lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list]:
+    """Consecutive runs of `items` with at most `max_rows` items and `max_tokens` tokens each (by
+    `lengths`; an item longer than `max_tokens` goes alone). Order is kept, so samples of one group
+    stay together and share their prompt prefix."""
+    batches: list[list] = []
+    tokens = 0
+    for item, length in zip(items, lengths, strict=True):
+        if not batches or len(batches[-1]) >= max(1, max_rows) or tokens + length > max_tokens:
+            batches.append([])
+            tokens = 0
+        batches[-1].append(item)
+        tokens += length
+    return batches

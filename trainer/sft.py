@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.logprobs import sequence_logprobs
+from trainer.logprobs import pack_micro_batches, sequence_logprobs
 
 
 @dataclass
@@ -27,6 +27,7 @@ class SFTConfig:
     weight_decay: float = 0.0
     epochs: int = 2
     micro_batch_size: int = 8
+    micro_batch_tokens: int = 4096  # transcript tokens per forward (activation memory)
     accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     seed: int = 0
@@ -107,8 +108,8 @@ def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config:
             started = time.perf_counter()
             order = list(demonstrations)
             rng.shuffle(order)
-            size = max(1, config.micro_batch_size)
-            batches = [order[i : i + size] for i in range(0, len(order), size)]
+            lengths = [len(d.tokens) for d in order]
+            batches = pack_micro_batches(order, lengths, config.micro_batch_size, config.micro_batch_tokens)
             accumulate = max(1, config.accumulation_steps)
             total_nll, total_tokens, norms = 0.0, 0, []
             for first in range(0, len(batches), accumulate):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trainer.generation import JsonObjectStop, SamplingSettings, TransformersBackend, sample_next
-from trainer.logprobs import common_prefix_length, sequence_logprobs
+from trainer.logprobs import common_prefix_length, pack_micro_batches, sequence_logprobs
 from trainer.prompts import build_messages, encode_prompt
 
 from .conftest import SYSTEM
@@ -140,3 +140,13 @@ def test_shared_prefix_logprobs_and_gradients_match_separate_passes(make_policy,
     assert out.mask.sum(1).tolist() == [3, 2, 4]
     assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
     assert grads[0].abs().sum() > 0
+
+
+def test_micro_batches_respect_rows_and_tokens_and_keep_order():
+    items = list("abcdef")
+    assert pack_micro_batches(items, [10] * 6, max_rows=4, max_tokens=100) == [list("abcd"), list("ef")]
+    assert pack_micro_batches(items, [10, 10, 30, 500, 5, 5], max_rows=8, max_tokens=50) == [
+        ["a", "b", "c"],
+        ["d"],  # longer than the budget: alone
+        ["e", "f"],
+    ]

@@ -259,3 +259,17 @@ def test_a_bf16_policy_samples_and_updates_with_recomputed_ratios(tokenizer, iss
     )
     assert metrics["clip_fraction"] == 0.0 and math.isfinite(metrics["loss"])
     assert any(not torch.equal(before[n], p) for n, p in adapter_weights(policy).items())
+
+
+def test_a_token_budget_splits_the_update_into_more_micro_batches_with_the_same_gradient(fixed_batch):
+    policy, groups = fixed_batch
+    one = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig(micro_batch_size=16))
+    grads_one = [p.grad for p in policy.parameters() if p.requires_grad]
+    assert all(g is None for g in grads_one)  # zeroed after the step
+    prompt_and_completion = len(groups[0][0].turns[0].prompt_ids) + 8
+    split = grpo_update(
+        policy, make_optimizer(policy, 0.0), groups, GRPOConfig(micro_batch_tokens=3 * prompt_and_completion)
+    )
+    assert split["loss"] == pytest.approx(one["loss"], abs=1e-5)
+    assert split["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-3)
+    assert split["optimizer_steps"] == one["optimizer_steps"] == 1
