@@ -89,3 +89,232 @@ def demonstration_records(
         for t in transcripts
     ]
     return records, skipped
+
+
+# --- Experiments on Celery ---------------------------------------------------------------------------
+# The lifecycle (queued -> running -> paused -> completed | failed | cancelled) and the scheduling of
+# iterations. The tasks (experiments.tasks) check the status at every task boundary, so pause and
+# cancel only change a row here; resume dispatches the current iteration again, whose rollout tasks
+# skip the groups already written.
+
+ACTIVE = ("queued", "running")
+SUPPORTED_ALGORITHMS = ("grpo",)
+
+
+class ExperimentError(ValueError):
+    """An experiment that cannot be started, or a transition its status does not allow."""
+
+
+def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, name=None):
+    """Create an Experiment (status queued) and dispatch its first iteration once committed.
+    ``suite``: a TaskSuite or its name; ``overrides``: hyperparameters (experiments.hyperparameters),
+    strings accepted. Raises ExperimentError (HyperparameterError included) with what to change."""
+    from django.db import transaction
+
+    from experiments.hyperparameters import HyperparameterError, validate
+    from experiments.models import Experiment, TaskSuite
+    from experiments.training import ALGOS, TrainingError
+
+    if isinstance(suite, str):
+        suite_name = suite
+        suite = TaskSuite.objects.filter(name=suite_name).first()
+        if suite is None:
+            known = ", ".join(TaskSuite.objects.values_list("name", flat=True)) or "none"
+            raise ExperimentError(f"no suite named {suite_name!r} (stored suites: {known})")
+    if algorithm not in ALGOS:
+        raise ExperimentError(f"algorithm is one of {', '.join(ALGOS)}, not {algorithm!r}")
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise ExperimentError(
+            f"{algorithm} does not run on Celery yet (only {', '.join(SUPPORTED_ALGORITHMS)}); "
+            "use manage.py train for it"
+        )
+    try:
+        hp = validate(overrides)
+    except HyperparameterError as err:
+        raise ExperimentError(str(err)) from err
+    if hp["eval_every"]:
+        raise ExperimentError("held-out evaluation does not run on Celery yet: set eval_every=0")
+    from experiments.hyperparameters import train_config
+
+    try:
+        config = train_config(suite.name, model, algorithm, hp)
+        config.check()
+        train = _train_variants(suite, hp)
+    except TrainingError as err:
+        raise ExperimentError(str(err)) from err
+    if not train:
+        raise ExperimentError(f"suite {suite.name!r} has no train variants to train on")
+    groups = min(hp["tasks_per_iteration"], len(train))
+    with transaction.atomic():
+        experiment = Experiment.objects.create(
+            name=name or f"{suite.name} {algorithm} {model}",
+            suite=suite,
+            model_name=model,
+            algorithm=algorithm,
+            hyperparameters=hp,
+            owner=owner,
+            episodes_planned=hp["iterations"] * groups * hp["group_size"],
+        )
+        schedule_iteration(experiment, 1, train=train)
+    return experiment
+
+
+def _train_variants(suite, hp):
+    """The train variants an experiment samples from, in the suite's order (experiments.training)."""
+    from experiments.training import suite_variants
+
+    per_task = hp["train_variants"] or None
+    return suite_variants(suite.spec(), "train", tasks=hp["tasks"], per_task=per_task)
+
+
+def iteration_variants(train, tasks_per_iteration, seed, index):
+    """The variants of iteration ``index`` (1-based): the headless run's order (a seeded shuffle of
+    the train variants, cycled; experiments.training.grpo_phase), replayed from the start so that
+    any process picks the same ones."""
+    import random
+
+    rng = random.Random(seed)  # noqa: S311 - a reproducible order, not a secret
+    order, chosen = [], []
+    for _iteration in range(index):
+        chosen = []
+        while len(chosen) < min(tasks_per_iteration, len(train)):
+            if not order:
+                order = list(train)
+                rng.shuffle(order)
+            chosen.append(order.pop())
+    return chosen
+
+
+def schedule_iteration(experiment, index, *, train=None, redispatch=False):
+    """Create iteration ``index`` (its groups and the policy version it samples) and, once the
+    transaction commits, dispatch its chord: one ``rollout_group`` per group, then
+    ``train_iteration``. An existing iteration is dispatched again only with ``redispatch``
+    (resume); nothing is dispatched while the experiment is paused or finished."""
+    from celery import chord
+    from django.db import transaction
+
+    from experiments.models import Experiment, Iteration
+    from experiments.tasks import rollout_group, train_iteration
+
+    hp = experiment.hyperparameters
+    iteration = Iteration.objects.filter(experiment=experiment, index=index).first()
+    created = iteration is None
+    if created:
+        variants = iteration_variants(
+            train if train is not None else _train_variants(experiment.suite, hp),
+            hp["tasks_per_iteration"],
+            hp["seed"],
+            index,
+        )
+        tasks = dict(experiment.suite.tasks.values_list("task_id", "pk"))
+        iteration = Iteration.objects.create(
+            experiment=experiment,
+            index=index,
+            policy_version=index - 1,
+            groups=[[tasks[v.task_id], v.index] for v in variants],
+            episodes_expected=len(variants) * hp["group_size"],
+        )
+    Experiment.objects.filter(pk=experiment.pk).update(current_iteration=index)
+    experiment.current_iteration = index
+    status = Experiment.objects.values_list("status", flat=True).get(pk=experiment.pk)
+    if (created or redispatch) and status in ACTIVE:
+        header = [
+            rollout_group.s(experiment.pk, index, task_pk, variant_index)
+            for task_pk, variant_index in iteration.groups
+        ]
+        body = train_iteration.s(experiment.pk, index)
+        transaction.on_commit(lambda: chord(header)(body))
+    return iteration
+
+
+def _transition(experiment, allowed, status, **fields):
+    from django.utils import timezone
+
+    from experiments.models import Experiment
+
+    if "finished_at" in fields:
+        fields["finished_at"] = timezone.now()
+    changed = Experiment.objects.filter(pk=experiment.pk, status__in=allowed).update(status=status, **fields)
+    experiment.refresh_from_db()
+    if not changed:
+        raise ExperimentError(f"experiment {experiment.pk} is {experiment.status}; it cannot become {status}")
+    return experiment
+
+
+def pause_experiment(experiment):
+    """Stop at the next task boundary: rollout tasks not yet started skip their group, the train
+    task does not train. ``resume_experiment`` carries on from there."""
+    return _transition(experiment, ACTIVE, "paused")
+
+
+def resume_experiment(experiment):
+    """Dispatch the current iteration again; groups already written are skipped, a checkpoint
+    already saved is not trained again."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        _transition(experiment, ("paused",), "running")
+        schedule_iteration(experiment, experiment.current_iteration or 1, redispatch=True)
+    return experiment
+
+
+def cancel_experiment(experiment):
+    """Stop for good at the next task boundary; what was written stays."""
+    return _transition(experiment, ("queued", "running", "paused"), "cancelled", finished_at=True)
+
+
+def fail_experiment(experiment_id, error, traceback_text=""):
+    """Mark an experiment failed (unless it already finished) with the error and its traceback."""
+    from django.utils import timezone
+
+    from experiments.models import Experiment
+
+    Experiment.objects.filter(pk=experiment_id, status__in=(*ACTIVE, "paused")).update(
+        status="failed", error=error[:2000], traceback=traceback_text, finished_at=timezone.now()
+    )
+
+
+def experiment_progress(experiment) -> dict:
+    """What the progress endpoint and ``experiment status --json`` report: status, iteration,
+    episodes done/total, an ETA from the episode rate so far, and the latest iteration's metrics."""
+    from django.utils import timezone
+
+    from experiments.models import Checkpoint, Episode, MetricPoint
+
+    experiment.refresh_from_db()
+    done = Episode.objects.filter(experiment=experiment, split="train").count()
+    total = experiment.episodes_planned
+    eta = None
+    if experiment.status == "completed":
+        eta = 0.0
+    elif experiment.status in ACTIVE and experiment.started_at and done:
+        elapsed = (timezone.now() - experiment.started_at).total_seconds()
+        eta = max(total - done, 0) * elapsed / done
+    latest = MetricPoint.objects.filter(experiment=experiment, split="train").order_by("-iteration").first()
+    metrics = {}
+    if latest is not None:
+        metrics = dict(
+            MetricPoint.objects.filter(
+                experiment=experiment, split="train", iteration=latest.iteration
+            ).values_list("name", "value")
+        )
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "suite": experiment.suite.name,
+        "model": experiment.model_name,
+        "algorithm": experiment.algorithm,
+        "status": experiment.status,
+        "iteration": experiment.current_iteration,
+        "iterations": experiment.iterations,
+        "episodes_done": done,
+        "episodes_total": total,
+        "eta_seconds": eta,
+        "checkpoints": Checkpoint.objects.filter(experiment=experiment).count(),
+        "metrics_iteration": latest.iteration if latest else None,
+        "metrics": metrics,
+        "error": experiment.error,
+        "created_at": experiment.created_at.isoformat(),
+        "started_at": experiment.started_at.isoformat() if experiment.started_at else None,
+        "finished_at": experiment.finished_at.isoformat() if experiment.finished_at else None,
+    }

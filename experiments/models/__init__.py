@@ -1,6 +1,18 @@
 """The experiments app's models, one module per concern."""
 
 from experiments.models.capability import Capability
+from experiments.models.experiments import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
 from experiments.models.suites import Task, TaskCheck, TaskSuite
 
-__all__ = ["Capability", "Task", "TaskCheck", "TaskSuite"]
+__all__ = [
+    "Capability",
+    "Checkpoint",
+    "Episode",
+    "Experiment",
+    "Iteration",
+    "MetricPoint",
+    "Step",
+    "Task",
+    "TaskCheck",
+    "TaskSuite",
+]
