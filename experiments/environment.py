@@ -18,8 +18,6 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from django.db import DatabaseError
-
 from experiments.runner import prepare
 from experiments.templating import render_value
 from experiments.verifiers import verify
@@ -30,12 +28,6 @@ from trainer.prompts import Observation, compact_json
 from trainer.rollout import EpisodeResult, format_error_observation
 
 PASSED, FAILED = "passed", "failed"
-# A call the simulator could not even record (PostgreSQL refuses NUL characters in text and jsonb):
-# the agent gets an Atlassian-shaped 400 instead of the episode crashing on untrusted output.
-UNSTORABLE = {
-    "errorMessages": ["The request could not be processed: it contains characters the API cannot store."],
-    "errors": {},
-}
 
 
 class EpisodeNotStarted(RuntimeError):
@@ -96,11 +88,8 @@ class SimEnvironment:
 
     def _call(self, method: str, path: str, body) -> Observation:
         self.calls += 1
-        try:
-            response = SimClient(self.prepared.world, self.prepared.user).request(method, path, json=body)
-        except DatabaseError:
-            self.last_response = None
-            return Observation(400, UNSTORABLE)
+        # The simulator answers every request, malformed ones included, in Atlassian's error shapes.
+        response = SimClient(self.prepared.world, self.prepared.user).request(method, path, json=body)
         self.last_response = response
         return Observation(response.status_code, response.json() if response.text else None)
 
