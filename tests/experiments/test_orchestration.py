@@ -1,0 +1,240 @@
+"""Experiments on Celery: the lifecycle, the iteration chord, idempotent tasks, progress.
+
+The first tests call the task functions in this process (on_commit never fires inside a test's
+transaction, so nothing is dispatched); the last ones run real worker processes on the configured
+broker (the embedded one locally, Redis in CI) with the tiny-random model.
+"""
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+
+from experiments.models import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
+from experiments.services import (
+    ExperimentError,
+    cancel_experiment,
+    experiment_progress,
+    pause_experiment,
+    resume_experiment,
+    start_experiment,
+)
+from experiments.suites import save_suite
+from experiments.tasks import rollout_group, train_iteration
+
+SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
+# Tiny everything: one task, two train variants, one short turn; orchestration is the point.
+TINY = {
+    "tasks": "read-priority",
+    "train_variants": 2,
+    "iterations": 2,
+    "group_size": 2,
+    "tasks_per_iteration": 2,
+    "max_turns": 1,
+    "max_new_tokens": 4,
+    "tool_docs": "used",
+    "lora_rank": 4,
+}
+EXPECTED_EPISODES = 2 * 2 * 2  # iterations x tasks_per_iteration x group_size
+
+
+@pytest.fixture
+def suite(db):
+    return save_suite(SUITE.read_text())
+
+
+def launch(make_user, suite, **overrides):
+    return start_experiment(make_user("olivia"), suite, "tiny-random", "grpo", {**TINY, **overrides})
+
+
+def run_iteration_here(experiment, index):
+    """The iteration's chord, run in this process: every rollout group, then the train body."""
+    iteration = Iteration.objects.get(experiment=experiment, index=index)
+    results = [rollout_group(experiment.pk, index, task, variant) for task, variant in iteration.groups]
+    return train_iteration(results, experiment.pk, index)
+
+
+# --- In this process -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_start_plans_the_first_iteration_and_the_episode_total(make_user, suite):
+    experiment = launch(make_user, suite)
+
+    assert experiment.status == "queued" and experiment.hyperparameters["group_size"] == 2
+    assert experiment.hyperparameters["learning_rate"] == 2e-5  # a default filled in
+    (iteration,) = experiment.iteration_set.all()
+    assert iteration.index == 1 and iteration.policy_version == 0 and len(iteration.groups) == 2
+    progress = experiment_progress(experiment)
+    assert progress["episodes_total"] == EXPECTED_EPISODES and progress["episodes_done"] == 0
+    assert progress["iteration"] == 1 and progress["iterations"] == 2
+
+
+@pytest.mark.django_db
+def test_start_rejects_bad_hyperparameters_with_every_problem(make_user, suite):
+    with pytest.raises(ExperimentError) as caught:
+        launch(make_user, suite, group_size=1, colour="blue", temperature="hot")
+    message = str(caught.value)
+    assert "group_size must be at least 2" in message
+    assert "unknown hyperparameter 'colour'" in message
+    assert "temperature is a number, not 'hot'" in message
+    assert not Experiment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_start_refuses_what_does_not_run_on_celery_yet(make_user, suite):
+    with pytest.raises(ExperimentError, match="eval_every=0"):
+        launch(make_user, suite, eval_every=1)
+    with pytest.raises(ExperimentError, match="sft does not run on Celery yet"):
+        start_experiment(make_user("bob"), suite, "tiny-random", "sft", TINY)
+    with pytest.raises(ExperimentError, match="no suite named 'nope'"):
+        start_experiment(make_user("carol"), "nope", "tiny-random", "grpo", TINY)
+
+
+@pytest.mark.django_db
+def test_two_iterations_in_process_write_episodes_steps_checkpoints_and_metrics(make_user, suite):
+    experiment = launch(make_user, suite)
+
+    run_iteration_here(experiment, 1)
+    assert experiment_progress(experiment)["episodes_done"] == 4
+    run_iteration_here(experiment, 2)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed" and experiment.finished_at
+    assert Episode.objects.filter(experiment=experiment).count() == EXPECTED_EPISODES
+    assert list(Checkpoint.objects.filter(experiment=experiment).values_list("version", flat=True)) == [1, 2]
+    for checkpoint in experiment.checkpoints.all():
+        assert (Path(default_storage.path(checkpoint.path)) / "adapter_model.safetensors").is_file()
+    assert set(Episode.objects.filter(iteration__index=2).values_list("policy_version", flat=True)) == {1}
+    step = Step.objects.filter(episode__experiment=experiment).first()
+    assert step.prompt_tokens > 0 and len(step.token_ids) == len(step.logprobs) > 0
+    assert all(lp <= 0 for lp in step.logprobs)
+    assert MetricPoint.objects.filter(experiment=experiment, name="reward_mean").count() == 2
+    progress = experiment_progress(experiment)
+    assert progress["episodes_done"] == progress["episodes_total"] == EXPECTED_EPISODES
+    assert progress["status"] == "completed" and progress["eta_seconds"] == 0.0
+    assert progress["checkpoints"] == 2 and "reward_mean" in progress["metrics"]
+
+
+@pytest.mark.django_db
+def test_a_redelivered_rollout_task_does_not_duplicate_episodes(make_user, suite):
+    experiment = launch(make_user, suite)
+    task, variant = Iteration.objects.get(experiment=experiment, index=1).groups[0]
+
+    first = rollout_group(experiment.pk, 1, task, variant)
+    again = rollout_group(experiment.pk, 1, task, variant)
+
+    assert first["episodes"] == 2 and again == {"skipped": "stored"}
+    assert Episode.objects.filter(experiment=experiment).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_redelivered_train_task_does_not_train_again(make_user, suite):
+    experiment = launch(make_user, suite)
+    run_iteration_here(experiment, 1)
+    saved = Checkpoint.objects.get(experiment=experiment, version=1).created_at
+
+    train_iteration([], experiment.pk, 1)
+
+    assert Checkpoint.objects.get(experiment=experiment, version=1).created_at == saved
+    assert Iteration.objects.filter(experiment=experiment).count() == 2
+
+
+@pytest.mark.django_db
+def test_an_exception_in_a_task_marks_the_experiment_failed_with_its_traceback(make_user, suite):
+    experiment = launch(make_user, suite)
+
+    with pytest.raises(StopIteration):
+        rollout_group(experiment.pk, 1, experiment.iteration_set.get().groups[0][0], 99)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "failed" and experiment.finished_at
+    assert experiment.error.startswith("StopIteration")
+    assert (
+        "Traceback (most recent call last)" in experiment.traceback
+        and "rollout_group" in experiment.traceback
+    )
+
+
+@pytest.mark.django_db
+def test_pause_and_cancel_take_effect_at_the_next_task(make_user, suite):
+    experiment = launch(make_user, suite)
+    task, variant = experiment.iteration_set.get().groups[0]
+
+    pause_experiment(experiment)
+    assert rollout_group(experiment.pk, 1, task, variant) is None
+    assert not Episode.objects.exists()
+    resume_experiment(experiment)
+    assert experiment.status == "running"
+    cancel_experiment(experiment)
+    assert rollout_group(experiment.pk, 1, task, variant) is None
+    train_iteration([], experiment.pk, 1)
+    assert experiment.iteration_set.get().state == "cancelled"
+    with pytest.raises(ExperimentError, match="is cancelled; it cannot become running"):
+        resume_experiment(experiment)
+
+
+# --- Real workers ----------------------------------------------------------------------------------
+
+
+def wait_until_finished(experiment, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        experiment.refresh_from_db()
+        if experiment.finished:
+            return experiment
+        time.sleep(0.5)
+    raise AssertionError(f"still {experiment.status} after {timeout} s: {experiment_progress(experiment)}")
+
+
+def test_a_two_iteration_grpo_experiment_runs_through_celery(celery_worker, make_user):
+    suite = save_suite(SUITE.read_text())
+    make_user("olivia")
+    out = io.StringIO()
+    args = [f"--set={key}={value}" for key, value in TINY.items()]
+    call_command("experiment", "start", "--suite", suite.name, "--model", "tiny-random", "--algo", "grpo",
+                 "--owner", "olivia", *args, "--json", stdout=out)  # fmt: skip
+    started = json.loads(out.getvalue())
+    assert started["episodes_total"] == EXPECTED_EPISODES and started["status"] in ("queued", "running")
+    experiment = Experiment.objects.get(pk=started["id"])
+
+    seen = []
+    deadline = time.monotonic() + 120
+    while not experiment.finished and time.monotonic() < deadline:
+        progress = experiment_progress(experiment)
+        seen.append(progress["episodes_done"])
+        assert progress["episodes_done"] <= progress["episodes_total"]
+        time.sleep(0.3)
+    wait_until_finished(experiment, timeout=1)
+
+    assert experiment.status == "completed", experiment.traceback
+    assert Episode.objects.filter(experiment=experiment).count() == EXPECTED_EPISODES
+    assert Checkpoint.objects.filter(experiment=experiment).count() == 2
+    assert seen == sorted(seen)  # progress never goes back
+    out = io.StringIO()
+    call_command("experiment", "status", str(experiment.pk), "--json", stdout=out)
+    status = json.loads(out.getvalue())
+    assert status["status"] == "completed" and status["episodes_done"] == EXPECTED_EPISODES
+    assert status["iteration"] == 2 and status["checkpoints"] == 2
+
+
+def test_cancel_stops_a_running_experiment_at_the_next_task(celery_worker, make_user):
+    suite = save_suite(SUITE.read_text())
+    experiment = launch(make_user, suite, iterations=50)
+    deadline = time.monotonic() + 60
+    while not Episode.objects.filter(experiment=experiment).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    cancel_experiment(experiment)
+    time.sleep(3)  # let the tasks in flight finish
+    episodes = Episode.objects.filter(experiment=experiment).count()
+    time.sleep(2)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "cancelled"
+    assert Episode.objects.filter(experiment=experiment).count() == episodes < 50 * 4
+    assert experiment_progress(experiment)["eta_seconds"] is None
