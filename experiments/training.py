@@ -42,6 +42,7 @@ from trainer.sft import SFTConfig, encode_demonstration, sft_train
 log = logging.getLogger(__name__)
 
 ALGOS = ("grpo", "sft", "sft+grpo", "eval")
+OUTPUT_CHARS = 300  # of each model turn kept in an evaluation's per-variant list
 TOOL_DOCS = ("families", "used")
 
 
@@ -374,7 +375,8 @@ def evaluate_split(
     """Greedy episodes on every variant of a split: ``{"reward", "success", "episodes",
     "per_task": {task: {"reward", "success", "episodes"}}, "format_errors_mean", "turns_mean",
     "calls_mean", "finished_fraction", "seconds", "variants": [{"key", "reward", "success",
-    "turns", "format_errors"}]}``."""
+    "turns", "format_errors", "outputs"}]}``; ``outputs`` are the model's turns, each cut to
+    ``OUTPUT_CHARS`` characters (untrusted text: escape it wherever it is shown)."""
     started = time.perf_counter()
     variants = suite_variants(spec, split, tasks=tasks, per_task=per_task)
     envs = _environments(variants, 1, settings.max_turns)
@@ -400,6 +402,7 @@ def evaluate_split(
             "success": e.success,
             "turns": len(e.turns),
             "format_errors": e.details.get("format_errors", 0),
+            "outputs": [turn.text[:OUTPUT_CHARS] for turn in e.turns],
         }
         for e in episodes
     ]
