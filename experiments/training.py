@@ -20,7 +20,6 @@ marked either way); the report keeps every verdict that matters.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +37,6 @@ from trainer.models import DEFAULT_MODEL, LoraSettings, add_lora, load_base_mode
 from trainer.prompts import build_messages, render_observation, system_prompt
 from trainer.rollout import Episode, RolloutSettings, run_episodes
 from trainer.sft import SFTConfig, encode_demonstration, sft_train
-
-log = logging.getLogger(__name__)
 
 ALGOS = ("grpo", "sft", "sft+grpo", "eval")
 OUTPUT_CHARS = 300  # of each model turn kept in an evaluation's per-variant list
