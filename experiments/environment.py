@@ -174,8 +174,9 @@ class Transcript:
 
 
 class _EnvironmentClient:
-    """What a named solver calls: a SimClient look-alike whose requests go through the
-    environment's step(), so they are traced, counted and recorded like an agent's."""
+    """What a named solver calls (solvers only use ``request``): a SimClient look-alike whose
+    requests go through the environment's step(), so they are traced, counted and recorded like
+    an agent's."""
 
     def __init__(self, env: SimEnvironment, transcript: Transcript) -> None:
         self.env, self.transcript = env, transcript
@@ -185,18 +186,6 @@ class _EnvironmentClient:
         observation, _done = self.env.step(parse_action(text))
         self.transcript.turns.append((text, observation))
         return self.env.last_response
-
-    def get(self, path, params=None):
-        return self.request("GET", path, params=params)
-
-    def post(self, path, json=None, params=None):
-        return self.request("POST", path, params=params, json=json)
-
-    def put(self, path, json=None, params=None):
-        return self.request("PUT", path, params=params, json=json)
-
-    def delete(self, path, params=None):
-        return self.request("DELETE", path, params=params)
 
 
 def oracle_transcript(variant, *, template=None) -> Transcript:
