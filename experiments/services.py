@@ -132,18 +132,19 @@ def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, n
         hp = validate(overrides)
     except HyperparameterError as err:
         raise ExperimentError(str(err)) from err
-    if hp["eval_every"]:
-        raise ExperimentError("held-out evaluation does not run on Celery yet: set eval_every=0")
     from experiments.hyperparameters import train_config
 
     try:
         config = train_config(suite.name, model, algorithm, hp)
         config.check()
         train = _train_variants(suite, hp)
+        test = _test_variants(suite, hp) if hp["eval_every"] else []
     except TrainingError as err:
         raise ExperimentError(str(err)) from err
     if not train:
         raise ExperimentError(f"suite {suite.name!r} has no train variants to train on")
+    if hp["eval_every"] and not test:
+        raise ExperimentError(f"suite {suite.name!r} has no test variants to evaluate on: set eval_every=0")
     groups = min(hp["tasks_per_iteration"], len(train))
     with transaction.atomic():
         experiment = Experiment.objects.create(
@@ -153,7 +154,8 @@ def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, n
             algorithm=algorithm,
             hyperparameters=hp,
             owner=owner,
-            episodes_planned=hp["iterations"] * groups * hp["group_size"],
+            episodes_planned=hp["iterations"] * groups * hp["group_size"]
+            + len(evaluation_points(hp)) * len(test),
         )
         schedule_iteration(experiment, 1, train=train)
     return experiment
@@ -165,6 +167,70 @@ def _train_variants(suite, hp):
 
     per_task = hp["train_variants"] or None
     return suite_variants(suite.spec(), "train", tasks=hp["tasks"], per_task=per_task)
+
+
+def _test_variants(suite, hp):
+    """The held-out variants every evaluation runs (greedy, one episode each)."""
+    from experiments.training import suite_variants
+
+    per_task = hp["eval_variants"] or None
+    return suite_variants(suite.spec(), "test", tasks=hp["tasks"], per_task=per_task)
+
+
+def evaluation_points(hp):
+    """The iterations after which the held-out split is evaluated: every ``eval_every`` and the
+    last one; none when ``eval_every`` is 0."""
+    if not hp["eval_every"]:
+        return []
+    every = range(hp["eval_every"], hp["iterations"] + 1, hp["eval_every"])
+    return sorted({*every, hp["iterations"]})
+
+
+def schedule_evaluation(experiment, index):
+    """Evaluate the policy iteration ``index`` saved (version ``index``) on the held-out split,
+    once the transaction commits: a chord of ``rollout_group`` tasks with split "test" (one greedy
+    episode per variant), then ``train_after_evaluation``. Dispatched again by a redelivered or
+    resumed train task: the episodes already written are skipped."""
+    from celery import chord
+    from django.db import transaction
+
+    from experiments.models import Experiment, Iteration
+    from experiments.tasks import rollout_group, train_after_evaluation
+
+    iteration = Iteration.objects.get(experiment=experiment, index=index)
+    if not iteration.eval_groups:
+        tasks = dict(experiment.suite.tasks.values_list("task_id", "pk"))
+        iteration.eval_groups = [
+            [tasks[v.task_id], v.index] for v in _test_variants(experiment.suite, experiment.hyperparameters)
+        ]
+    iteration.state = "evaluating"
+    iteration.save(update_fields=["eval_groups", "state"])
+    status = Experiment.objects.values_list("status", flat=True).get(pk=experiment.pk)
+    if status in ACTIVE:
+        header = [
+            rollout_group.s(experiment.pk, index, task, variant, "test")
+            for task, variant in iteration.eval_groups
+        ]
+        body = train_after_evaluation.s(experiment.pk, index)
+        transaction.on_commit(lambda: chord(header)(body))
+    return iteration
+
+
+def advance_experiment(experiment, index):
+    """After iteration ``index`` is done: schedule the next one, or complete the experiment."""
+    from django.utils import timezone
+
+    from experiments.models import Experiment, Iteration
+
+    Iteration.objects.filter(experiment=experiment, index=index).update(
+        state="done", finished_at=timezone.now()
+    )
+    if index < experiment.iterations:
+        schedule_iteration(experiment, index + 1)
+    else:
+        Experiment.objects.filter(pk=experiment.pk, status="running").update(
+            status="completed", finished_at=timezone.now()
+        )
 
 
 def iteration_variants(train, tasks_per_iteration, seed, index):
@@ -282,7 +348,7 @@ def experiment_progress(experiment) -> dict:
     from experiments.models import Checkpoint, Episode, MetricPoint
 
     experiment.refresh_from_db()
-    done = Episode.objects.filter(experiment=experiment, split="train").count()
+    done = Episode.objects.filter(experiment=experiment).count()
     total = experiment.episodes_planned
     eta = None
     if experiment.status == "completed":
@@ -291,13 +357,8 @@ def experiment_progress(experiment) -> dict:
         elapsed = (timezone.now() - experiment.started_at).total_seconds()
         eta = max(total - done, 0) * elapsed / done
     latest = MetricPoint.objects.filter(experiment=experiment, split="train").order_by("-iteration").first()
-    metrics = {}
-    if latest is not None:
-        metrics = dict(
-            MetricPoint.objects.filter(
-                experiment=experiment, split="train", iteration=latest.iteration
-            ).values_list("name", "value")
-        )
+    metrics = _latest_metrics(experiment, "train")
+    evaluation = _latest_metrics(experiment, "test")
     return {
         "id": experiment.pk,
         "name": experiment.name,
@@ -313,8 +374,21 @@ def experiment_progress(experiment) -> dict:
         "checkpoints": Checkpoint.objects.filter(experiment=experiment).count(),
         "metrics_iteration": latest.iteration if latest else None,
         "metrics": metrics,
+        "eval": evaluation,
         "error": experiment.error,
         "created_at": experiment.created_at.isoformat(),
         "started_at": experiment.started_at.isoformat() if experiment.started_at else None,
         "finished_at": experiment.finished_at.isoformat() if experiment.finished_at else None,
     }
+
+
+def _latest_metrics(experiment, split):
+    """``{name: value}`` of the last iteration with metric points of ``split``, plus its
+    ``"iteration"``; empty when there are none yet."""
+    from experiments.models import MetricPoint
+
+    points = MetricPoint.objects.filter(experiment=experiment, split=split)
+    latest = points.order_by("-iteration").values_list("iteration", flat=True).first()
+    if latest is None:
+        return {}
+    return dict(points.filter(iteration=latest).values_list("name", "value"))

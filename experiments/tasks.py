@@ -8,6 +8,7 @@ import os
 import socket
 import traceback
 from contextlib import contextmanager
+from dataclasses import replace
 
 from celery import shared_task
 
@@ -176,7 +177,7 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
             status="running", started_at=timezone.now()
         )
         iteration = Iteration.objects.get(experiment=experiment, index=iteration_index)
-        group_size = experiment.hyperparameters["group_size"]
+        group_size = experiment.hyperparameters["group_size"] if split == "train" else 1
         key = {
             "experiment": experiment,
             "iteration": iteration,
@@ -194,14 +195,15 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
         spec = experiment.suite.spec()
         task = Task.objects.get(pk=task_pk)
         variant = _variant(spec, task, split, variant_index, config)
-        policy, _entry = worker_policy(
-            experiment, iteration.policy_version, config, _system_prompt(experiment, spec, config)
-        )
+        version = iteration.policy_version if split == "train" else iteration.index
+        policy, _entry = worker_policy(experiment, version, config, _system_prompt(experiment, spec, config))
         started = time.perf_counter()
         settings = config.rollout(variant.max_turns)
+        if split != "train":  # held-out evaluation: greedy, the policy's best guess (trainer.evaluate)
+            settings = replace(settings, sampling=replace(settings.sampling, temperature=0.0))
         episodes = sample_group(policy, variant, group_size, settings, keep_worlds=True)
         seconds = time.perf_counter() - started
-        _store_group(key, iteration.policy_version, episodes, seconds, policy.tokenizer)
+        _store_group(key, version, episodes, seconds, policy.tokenizer)
         return {"episodes": len(episodes), "seconds": seconds}
 
 
@@ -368,8 +370,8 @@ def train_iteration(self, _results, experiment_id, iteration_index):
     from django.db import transaction
     from django.utils import timezone
 
-    from experiments.models import Checkpoint, Experiment, Iteration, MetricPoint
-    from experiments.services import schedule_iteration
+    from experiments.models import Checkpoint, Iteration, MetricPoint
+    from experiments.services import advance_experiment, evaluation_points, schedule_evaluation
 
     with failures_mark_the_experiment(experiment_id):
         try:
@@ -393,13 +395,10 @@ def train_iteration(self, _results, experiment_id, iteration_index):
             _train(experiment, iteration, version)
             Iteration.objects.filter(pk=iteration.pk).update(train_seconds=time.perf_counter() - started)
         with transaction.atomic():
-            Iteration.objects.filter(pk=iteration.pk).update(state="done", finished_at=timezone.now())
-            if iteration_index < experiment.iterations:
-                schedule_iteration(experiment, iteration_index + 1)
+            if iteration_index in evaluation_points(experiment.hyperparameters):
+                schedule_evaluation(experiment, iteration_index)
             else:
-                Experiment.objects.filter(pk=experiment.pk, status="running").update(
-                    status="completed", finished_at=timezone.now()
-                )
+                advance_experiment(experiment, iteration_index)
         points = MetricPoint.objects.filter(experiment=experiment, iteration=iteration_index)
         return {"iteration": iteration_index, "metrics": dict(points.values_list("name", "value"))}
 
@@ -449,3 +448,49 @@ def _train(experiment, iteration, version):
                 defaults={"value": value},
             )
     return metrics
+
+
+@shared_task(bind=True)
+def train_after_evaluation(self, _results, experiment_id, iteration_index):
+    """The evaluation chord's body: the held-out reward and success (overall and per task) as
+    metric points of split "test", then the next iteration or the end."""
+    from django.db import transaction
+
+    from experiments.models import Iteration, MetricPoint
+    from experiments.services import advance_experiment
+
+    with failures_mark_the_experiment(experiment_id):
+        try:
+            experiment = _active_experiment(experiment_id)
+        except ExperimentStopped as stopped:
+            state = "cancelled" if str(stopped) == "cancelled" else "paused"
+            Iteration.objects.filter(experiment_id=experiment_id, index=iteration_index).update(state=state)
+            raise
+        iteration = Iteration.objects.get(experiment=experiment, index=iteration_index)
+        episodes = list(iteration.episodes.filter(split="test").select_related("task"))
+        if len(episodes) < len(iteration.eval_groups):
+            return {"waiting": f"{len(episodes)} of {len(iteration.eval_groups)} evaluation episodes"}
+        numbers = _evaluation_figures(episodes)
+        with transaction.atomic():
+            for name, value in numbers.items():
+                MetricPoint.objects.update_or_create(
+                    experiment=experiment,
+                    split="test",
+                    name=name,
+                    iteration=iteration_index,
+                    defaults={"value": value},
+                )
+            advance_experiment(experiment, iteration_index)
+        return {"iteration": iteration_index, "eval": numbers}
+
+
+def _evaluation_figures(episodes):
+    """``reward``, ``success``, and ``reward/<task>``, ``success/<task>``: means over episodes."""
+    per_task = {}
+    for episode in episodes:
+        per_task.setdefault(episode.task.task_id, []).append(episode)
+    numbers = {}
+    for prefix, group in [("", episodes), *((f"/{task}", group) for task, group in sorted(per_task.items()))]:
+        numbers[f"reward{prefix}"] = sum(e.reward for e in group) / len(group)
+        numbers[f"success{prefix}"] = sum(e.success for e in group) / len(group)
+    return numbers

@@ -57,15 +57,19 @@ class Experiment(models.Model):
 
 
 class Iteration(models.Model):
-    ROLLING, TRAINING, DONE, PAUSED, CANCELLED = "rolling", "training", "done", "paused", "cancelled"
-    STATES = [(s, s) for s in (ROLLING, TRAINING, DONE, PAUSED, CANCELLED)]
+    ROLLING, TRAINING, EVALUATING = "rolling", "training", "evaluating"
+    DONE, PAUSED, CANCELLED = "done", "paused", "cancelled"
+    STATES = [(s, s) for s in (ROLLING, TRAINING, EVALUATING, DONE, PAUSED, CANCELLED)]
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="iteration_set")
     index = models.PositiveIntegerField(help_text="1, 2, ...")
     state = models.CharField(max_length=16, choices=STATES, default=ROLLING)
     policy_version = models.PositiveIntegerField(help_text="the adapter version its rollouts sample from")
     groups = models.JSONField(default=list, help_text="[[task pk, variant index], ...] sampled")
-    episodes_expected = models.PositiveIntegerField(default=0)
+    episodes_expected = models.PositiveIntegerField(default=0, help_text="training episodes")
+    eval_groups = models.JSONField(
+        default=list, help_text="[[task pk, variant index], ...] of the held-out evaluation after it, if any"
+    )
     episodes_done = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     rollouts_finished_at = models.DateTimeField(null=True, blank=True)
@@ -177,7 +181,7 @@ class MetricPoint(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metric_points")
     iteration = models.PositiveIntegerField()
     split = models.CharField(max_length=8, default=Episode.TRAIN)
-    name = models.CharField(max_length=64)
+    name = models.CharField(max_length=160, help_text="reward_mean, loss, ...; reward/<task> per task")
     value = models.FloatField()
 
     class Meta:

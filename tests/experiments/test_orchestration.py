@@ -24,7 +24,7 @@ from experiments.services import (
     start_experiment,
 )
 from experiments.suites import save_suite
-from experiments.tasks import rollout_group, train_iteration
+from experiments.tasks import rollout_group, train_after_evaluation, train_iteration
 
 SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
 # Tiny everything: one task, two train variants, one short turn; orchestration is the point.
@@ -52,10 +52,16 @@ def launch(make_user, suite, **overrides):
 
 
 def run_iteration_here(experiment, index):
-    """The iteration's chord, run in this process: every rollout group, then the train body."""
+    """The iteration's chord, run in this process: every rollout group, then the train body; then
+    the evaluation's chord when one was scheduled."""
     iteration = Iteration.objects.get(experiment=experiment, index=index)
     results = [rollout_group(experiment.pk, index, task, variant) for task, variant in iteration.groups]
-    return train_iteration(results, experiment.pk, index)
+    result = train_iteration(results, experiment.pk, index)
+    iteration.refresh_from_db()
+    if iteration.state == "evaluating":
+        results = [rollout_group(experiment.pk, index, t, v, "test") for t, v in iteration.eval_groups]
+        result = train_after_evaluation(results, experiment.pk, index)
+    return result
 
 
 # --- In this process -------------------------------------------------------------------------------
@@ -87,8 +93,6 @@ def test_start_rejects_bad_hyperparameters_with_every_problem(make_user, suite):
 
 @pytest.mark.django_db
 def test_start_refuses_what_does_not_run_on_celery_yet(make_user, suite):
-    with pytest.raises(ExperimentError, match="eval_every=0"):
-        launch(make_user, suite, eval_every=1)
     with pytest.raises(ExperimentError, match="sft does not run on Celery yet"):
         start_experiment(make_user("bob"), suite, "tiny-random", "sft", TINY)
     with pytest.raises(ExperimentError, match="no suite named 'nope'"):
@@ -118,6 +122,28 @@ def test_two_iterations_in_process_write_episodes_steps_checkpoints_and_metrics(
     assert progress["episodes_done"] == progress["episodes_total"] == EXPECTED_EPISODES
     assert progress["status"] == "completed" and progress["eta_seconds"] == 0.0
     assert progress["checkpoints"] == 2 and "reward_mean" in progress["metrics"]
+
+
+@pytest.mark.django_db
+def test_held_out_evaluation_every_n_iterations_and_at_the_end(make_user, suite):
+    experiment = launch(make_user, suite, iterations=3, eval_every=2, eval_variants=1)
+    assert experiment_progress(experiment)["episodes_total"] == 3 * 2 * 2 + 2 * 1  # evaluated after 2 and 3
+
+    for index in (1, 2, 3):
+        run_iteration_here(experiment, index)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed"
+    evaluated = Episode.objects.filter(experiment=experiment, split="test")
+    assert list(evaluated.values_list("iteration__index", "policy_version", "sample_index")) == [
+        (2, 2, 0),
+        (3, 3, 0),
+    ]
+    points = MetricPoint.objects.filter(experiment=experiment, split="test", name="reward/read-priority")
+    assert list(points.values_list("iteration", flat=True)) == [2, 3]
+    progress = experiment_progress(experiment)
+    assert progress["episodes_done"] == progress["episodes_total"] == 14
+    assert progress["eval"].keys() >= {"reward", "success", "reward/read-priority"}
 
 
 @pytest.mark.django_db
@@ -222,6 +248,19 @@ def test_a_two_iteration_grpo_experiment_runs_through_celery(celery_worker, make
     assert status["iteration"] == 2 and status["checkpoints"] == 2
 
 
+def test_held_out_evaluation_runs_on_the_workers_too(celery_worker, make_user):
+    suite = save_suite(SUITE.read_text())
+    experiment = launch(make_user, suite, eval_every=1, eval_variants=1)
+
+    wait_until_finished(experiment)
+
+    assert experiment.status == "completed", experiment.traceback
+    assert Episode.objects.filter(experiment=experiment, split="test").count() == 2
+    progress = experiment_progress(experiment)
+    assert progress["episodes_done"] == progress["episodes_total"] == EXPECTED_EPISODES + 2
+    assert MetricPoint.objects.filter(experiment=experiment, split="test", name="success").count() == 2
+
+
 def test_cancel_stops_a_running_experiment_at_the_next_task(celery_worker, make_user):
     suite = save_suite(SUITE.read_text())
     experiment = launch(make_user, suite, iterations=50)
@@ -230,9 +269,9 @@ def test_cancel_stops_a_running_experiment_at_the_next_task(celery_worker, make_
         time.sleep(0.2)
 
     cancel_experiment(experiment)
-    time.sleep(3)  # let the tasks in flight finish
+    time.sleep(2)  # the tasks in flight finish; those after them do nothing
     episodes = Episode.objects.filter(experiment=experiment).count()
-    time.sleep(2)
+    time.sleep(1.5)
 
     experiment.refresh_from_db()
     assert experiment.status == "cancelled"
