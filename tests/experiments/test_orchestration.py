@@ -261,22 +261,36 @@ def test_held_out_evaluation_runs_on_the_workers_too(celery_worker, make_user):
     assert MetricPoint.objects.filter(experiment=experiment, split="test", name="success").count() == 2
 
 
-def test_cancel_stops_a_running_experiment_at_the_next_task(celery_worker, make_user):
+def settled_episode_count(experiment, seconds=2.0):
+    """The episode count once the tasks in flight are done (those after them do nothing)."""
+    time.sleep(seconds)
+    count = Episode.objects.filter(experiment=experiment).count()
+    time.sleep(1.5)
+    assert Episode.objects.filter(experiment=experiment).count() == count, "still writing episodes"
+    return count
+
+
+def test_pause_resume_and_cancel_a_running_experiment(celery_worker, make_user):
     suite = save_suite(SUITE.read_text())
     experiment = launch(make_user, suite, iterations=50)
     deadline = time.monotonic() + 60
     while not Episode.objects.filter(experiment=experiment).exists() and time.monotonic() < deadline:
         time.sleep(0.2)
 
+    pause_experiment(experiment)
+    paused = settled_episode_count(experiment)
+    assert experiment_progress(experiment)["status"] == "paused"
+    resume_experiment(experiment)
+    while Episode.objects.filter(experiment=experiment).count() <= paused and time.monotonic() < deadline:
+        time.sleep(0.2)
     cancel_experiment(experiment)
-    time.sleep(2)  # the tasks in flight finish; those after them do nothing
-    episodes = Episode.objects.filter(experiment=experiment).count()
-    time.sleep(1.5)
+    cancelled = settled_episode_count(experiment)
 
     experiment.refresh_from_db()
-    assert experiment.status == "cancelled"
-    assert Episode.objects.filter(experiment=experiment).count() == episodes < 50 * 4
-    assert experiment_progress(experiment)["eta_seconds"] is None
+    assert experiment.status == "cancelled" and paused < cancelled < 50 * 4
+    assert cancelled % 2 == 0  # whole groups only
+    progress = experiment_progress(experiment)
+    assert progress["episodes_done"] == cancelled and progress["eta_seconds"] is None
 
 
 def active_rollout_pid(name="test", timeout=60):
