@@ -1,5 +1,8 @@
 """Functions that change state on behalf of a user, shared by the pages and the commands."""
 
+import json
+from dataclasses import dataclass, field
+
 from celery import chord
 
 from experiments.tasks import rollout_probe, train_probe
@@ -54,6 +57,72 @@ def check_task(
             },
         )
     return reports
+
+
+# How much of a request or response body a dry run keeps, pretty-printed: enough to read an issue,
+# not a whole search result.
+DRY_RUN_BODY_CHARS = 2000
+
+
+@dataclass
+class DryRun:
+    """What the oracle did in one variant and how the verifier scored it, for the task page."""
+
+    variant: object  # the Variant, setup results bound
+    calls: list = field(default_factory=list)  # the solution's calls (after setup), as _shown_call
+    final_answer: object = None
+    verdict: object = None  # experiments.verifiers.Verdict; None when the setup failed
+    error: str = ""  # why the setup or the solution could not run
+
+
+def dry_run(variant, *, template=None):
+    """Play one variant's oracle as ``suites check`` does, once: fork its seed world, run the
+    setup and the solution, verify. Returns a DryRun with the instruction as bound by the setup,
+    each call the solution made, its final answer and the verdict. The forked world is deleted
+    afterwards; a setup or solution that fails is reported in ``error``, not raised."""
+    from experiments.environment import discard_worlds
+    from experiments.runner import SetupError, prepare, run_solution
+    from experiments.solvers import SolverError
+    from experiments.templating import TemplateError
+    from experiments.verifiers import verify
+    from simulator.selectors import calls
+
+    try:
+        prepared = prepare(variant, template=template)  # deletes its world itself when setup fails
+    except SetupError as err:
+        return DryRun(variant, error=f"setup failed: {err}")
+    result = DryRun(prepared.variant)
+    try:
+        try:
+            result.final_answer = run_solution(prepared)
+        except (SolverError, KeyError, TemplateError) as err:
+            result.error = f"the solution could not run: {type(err).__name__}: {err}"
+        result.calls = [_shown_call(c) for c in calls(prepared.world, after_seq=prepared.after_seq)]
+        result.verdict = verify(
+            prepared.world, prepared.variant, final_answer=result.final_answer, after_seq=prepared.after_seq
+        )
+    finally:
+        discard_worlds([prepared.world])
+    return result
+
+
+def _shown_call(call):
+    """A traced call with its query, body and response pretty-printed and cut."""
+    return {
+        **call,
+        "query": _pretty(call["query"]) if call["query"] else "",
+        "body": _pretty(call["body"]),
+        "response": _pretty(call["response"]),
+    }
+
+
+def _pretty(value):
+    if value is None:
+        return ""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if len(text) <= DRY_RUN_BODY_CHARS:
+        return text
+    return f"{text[:DRY_RUN_BODY_CHARS]}\n… ({len(text) - DRY_RUN_BODY_CHARS} more characters)"
 
 
 def demonstration_records(

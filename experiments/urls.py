@@ -1,6 +1,7 @@
 from django.urls import path
 
 from experiments import views
+from experiments.views.suites import suite_dry_run
 
 urlpatterns = [
     path("", views.experiments_index, name="home"),
@@ -11,5 +12,6 @@ urlpatterns = [
     path("suites/<str:name>/download/", views.suite_download, name="suite-download"),
     path("suites/<str:name>/tasks/<str:task_id>/", views.suite_task, name="suite-task"),
     path("suites/<str:name>/tasks/<str:task_id>/check/", views.suite_check, name="suite-check"),
+    path("suites/<str:name>/tasks/<str:task_id>/dry-run/", suite_dry_run, name="suite-dry-run"),
     path("review/", views.review_index, name="review"),
 ]

@@ -1,9 +1,10 @@
-"""Task suite pages: the list, a suite with its tasks, a task with a sample variant and its
-check, the YAML editor (paste or upload, errors shown on their lines) and the YAML download.
+"""Task suite pages: the list, a suite with its tasks, a task with a sample variant, its check
+and a dry run of its oracle, the YAML editor (paste or upload, errors shown on their lines) and
+the YAML download.
 
-Reading is open to every signed-in user; saving a suite and running a check need the
-``experiments.edit_suite`` permission (operators). Suite text and everything drawn from it is
-untrusted: templates escape it all.
+Reading is open to every signed-in user; saving a suite, running a check and a dry run (which
+forks a world) need the ``experiments.edit_suite`` permission (operators). Suite text and
+everything drawn from it — API bodies included — is untrusted: templates escape it all.
 """
 
 import yaml
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from experiments import selectors
 from experiments.models import Task, TaskCheck, TaskSuite
 from experiments.roles import EDIT_SUITE
-from experiments.services import check_task
+from experiments.services import check_task, dry_run
 from experiments.suites import Problem, SuiteError, TaskSpec, load_suite, save_suite
 from experiments.variants import VariantError, draw_variants
 from simulator import selectors as sim_selectors
@@ -145,15 +146,21 @@ def _shown(variant):
     }
 
 
-def _task_page(request, suite, task, check_error=None):
-    spec = TaskSpec.from_dict(task.spec)
-    split = request.GET.get("split", "test" if spec.split.family_heldout else "train")
+def _chosen(params, spec):
+    """(split, index) of the variant asked for, the task's first variant by default."""
+    split = params.get("split", "test" if spec.split.family_heldout else "train")
     if split not in ("train", "test"):
         split = "train"
     try:
-        index = max(0, int(request.GET.get("index", 0)))
+        index = max(0, int(params.get("index", 0)))
     except ValueError:
         index = 0
+    return split, index
+
+
+def _task_page(request, suite, task, check_error=None, dry=None):
+    spec = TaskSpec.from_dict(task.spec)
+    split, index = _chosen(request.POST if request.method == "POST" else request.GET, spec)
     variant, why_not = _sample(spec, split, index)
     shown = _shown(variant) if variant is not None else None
     train, test = selectors.task_variant_counts(task)
@@ -172,6 +179,7 @@ def _task_page(request, suite, task, check_error=None):
             test=test,
             last_check=getattr(task, "last_check", None),
             check_error=check_error,
+            dry=dry,
             can_edit=request.user.has_perm(EDIT_SUITE),
         ),
     )
@@ -196,6 +204,22 @@ def suite_check(request, name, task_id):
         response.status_code = 409
         return response
     return _task_page(request, suite, _task(suite, task_id))
+
+
+@require_POST
+def suite_dry_run(request, name, task_id):
+    """Play the oracle of the variant (split, index) posted, once, and show its trace and every
+    check's result under the variant."""
+    _require_editor(request)
+    suite = _suite(name)
+    task = _task(suite, task_id)
+    spec = task.task_spec()
+    variant, _why_not = _sample(spec, *_chosen(request.POST, spec))
+    if variant is None:  # the page says why
+        response = _task_page(request, suite, task)
+        response.status_code = 409
+        return response
+    return _task_page(request, suite, task, dry=dry_run(variant))
 
 
 def suite_download(request, name):
