@@ -167,7 +167,6 @@ def demonstration_records(
 # skip the groups already written.
 
 ACTIVE = ("queued", "running")
-SUPPORTED_ALGORITHMS = ("grpo",)
 
 
 class ExperimentError(ValueError):
@@ -192,40 +191,38 @@ def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, n
             raise ExperimentError(f"no suite named {suite_name!r} (stored suites: {known})")
     if algorithm not in ALGOS:
         raise ExperimentError(f"algorithm is one of {', '.join(ALGOS)}, not {algorithm!r}")
-    if algorithm not in SUPPORTED_ALGORITHMS:
-        raise ExperimentError(
-            f"{algorithm} does not run on Celery yet (only {', '.join(SUPPORTED_ALGORITHMS)}); "
-            "use manage.py train for it"
-        )
     try:
         hp = validate(overrides)
     except HyperparameterError as err:
         raise ExperimentError(str(err)) from err
     from experiments.hyperparameters import train_config
 
+    experiment = Experiment(
+        name=name or f"{suite.name} {algorithm} {model}",
+        suite=suite,
+        model_name=model,
+        algorithm=algorithm,
+        hyperparameters=hp,
+        owner=owner,
+    )
+    if experiment.iterations < 1:
+        raise ExperimentError(f"{algorithm} has nothing to do: set sft_epochs to 1 or more")
     try:
-        config = train_config(suite.name, model, algorithm, hp)
-        config.check()
-        train = _train_variants(suite, hp)
-        test = _test_variants(suite, hp) if hp["eval_every"] else []
+        train_config(suite.name, model, algorithm, hp).check()
+        train = _train_variants(suite, hp) if experiment.grpo_steps else []
+        test = _test_variants(suite, hp) if evaluation_points(experiment) else []
     except TrainingError as err:
         raise ExperimentError(str(err)) from err
-    if not train:
+    if experiment.grpo_steps and not train:
         raise ExperimentError(f"suite {suite.name!r} has no train variants to train on")
-    if hp["eval_every"] and not test:
+    if evaluation_points(experiment) and not test:
         raise ExperimentError(f"suite {suite.name!r} has no test variants to evaluate on: set eval_every=0")
     groups = min(hp["tasks_per_iteration"], len(train))
+    experiment.episodes_planned = experiment.grpo_steps * groups * hp["group_size"] + len(
+        evaluation_points(experiment)
+    ) * len(test)
     with transaction.atomic():
-        experiment = Experiment.objects.create(
-            name=name or f"{suite.name} {algorithm} {model}",
-            suite=suite,
-            model_name=model,
-            algorithm=algorithm,
-            hyperparameters=hp,
-            owner=owner,
-            episodes_planned=hp["iterations"] * groups * hp["group_size"]
-            + len(evaluation_points(hp)) * len(test),
-        )
+        experiment.save()
         schedule_iteration(experiment, 1, train=train)
     return experiment
 
@@ -246,13 +243,16 @@ def _test_variants(suite, hp):
     return suite_variants(suite.spec(), "test", tasks=hp["tasks"], per_task=per_task)
 
 
-def evaluation_points(hp):
-    """The iterations after which the held-out split is evaluated: every ``eval_every`` and the
-    last one; none when ``eval_every`` is 0."""
-    if not hp["eval_every"]:
+def evaluation_points(experiment):
+    """The iterations after which the held-out split is evaluated: every ``eval_every`` steps (SFT
+    epochs included, as the headless run counts them) and the last one; none when ``eval_every``
+    is 0. An "eval" experiment is one evaluation of the base policy."""
+    if experiment.algorithm == "eval":
+        return [1]
+    every, steps = experiment.hyperparameters["eval_every"], experiment.iterations
+    if not every:
         return []
-    every = range(hp["eval_every"], hp["iterations"] + 1, hp["eval_every"])
-    return sorted({*every, hp["iterations"]})
+    return sorted({*range(every, steps + 1, every), steps})
 
 
 def schedule_evaluation(experiment, index):
@@ -332,19 +332,23 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
     from experiments.tasks import rollout_group, train_iteration
 
     hp = experiment.hyperparameters
+    phase = experiment.phase(index)
     iteration = Iteration.objects.filter(experiment=experiment, index=index).first()
     created = iteration is None
     if created:
-        variants = iteration_variants(
-            train if train is not None else _train_variants(experiment.suite, hp),
-            hp["tasks_per_iteration"],
-            hp["seed"],
-            index,
-        )
+        variants = []
+        if phase == "grpo":
+            variants = iteration_variants(
+                train if train is not None else _train_variants(experiment.suite, hp),
+                hp["tasks_per_iteration"],
+                hp["seed"],
+                index - experiment.sft_steps,
+            )
         tasks = dict(experiment.suite.tasks.values_list("task_id", "pk"))
         iteration = Iteration.objects.create(
             experiment=experiment,
             index=index,
+            phase=phase,
             policy_version=index - 1,
             groups=[[tasks[v.task_id], v.index] for v in variants],
             episodes_expected=len(variants) * hp["group_size"],
@@ -352,7 +356,13 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
     Experiment.objects.filter(pk=experiment.pk).update(current_iteration=index)
     experiment.current_iteration = index
     status = Experiment.objects.values_list("status", flat=True).get(pk=experiment.pk)
-    if (created or redispatch) and status in ACTIVE:
+    if not (created or redispatch) or status not in ACTIVE:
+        return iteration
+    if phase == "eval":
+        schedule_evaluation(experiment, index)
+    elif phase == "sft":  # no rollouts: an epoch on the demonstrations
+        transaction.on_commit(lambda: train_iteration.delay([], experiment.pk, index))
+    else:
         header = [
             rollout_group.s(experiment.pk, index, task_pk, variant_index)
             for task_pk, variant_index in iteration.groups

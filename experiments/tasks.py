@@ -39,6 +39,7 @@ def train_probe(self, results):
 # of the version a task needs from checkpoint storage.
 
 _POLICIES: dict = {}  # (model name, lora rank, lora alpha) -> {"model", "tokenizer", "backend", "loaded"}
+_DEMONSTRATIONS: dict = {}  # (suite, tasks, variants, model, system prompt) -> (Demonstrations, skipped)
 _SYSTEM_PROMPTS: dict = {}  # (suite source hash, tasks, scope) -> system prompt
 CHECKPOINTS = "experiments/{experiment}/checkpoints/v{version:04d}"
 
@@ -195,7 +196,10 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
         spec = experiment.suite.spec()
         task = Task.objects.get(pk=task_pk)
         variant = _variant(spec, task, split, variant_index, config)
-        version = iteration.policy_version if split == "train" else iteration.index
+        # Training samples the iteration's policy; an evaluation, the one it saved (none for "eval").
+        version = iteration.policy_version
+        if split != "train" and iteration.phase != "eval":
+            version = iteration.index
         policy, _entry = worker_policy(experiment, version, config, _system_prompt(experiment, spec, config))
         started = time.perf_counter()
         settings = config.rollout(variant.max_turns)
@@ -395,7 +399,7 @@ def train_iteration(self, _results, experiment_id, iteration_index):
             _train(experiment, iteration, version)
             Iteration.objects.filter(pk=iteration.pk).update(train_seconds=time.perf_counter() - started)
         with transaction.atomic():
-            if iteration_index in evaluation_points(experiment.hyperparameters):
+            if iteration_index in evaluation_points(experiment):
                 schedule_evaluation(experiment, iteration_index)
             else:
                 advance_experiment(experiment, iteration_index)
@@ -417,14 +421,17 @@ def _train(experiment, iteration, version):
     spec = experiment.suite.spec()
     system = _system_prompt(experiment, spec, config)
     policy, entry = worker_policy(experiment, version - 1, config, system)
-    groups = _trainer_groups(iteration, policy.tokenizer, system)
-    grpo = config.grpo()
-    policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
+    settings = config.sft() if iteration.phase == "sft" else config.grpo()
+    policy.optimizer = make_optimizer(policy.model, settings.learning_rate, settings.weight_decay)
+    # Adam's state carries on within a phase; each phase starts a new one, as the headless run does.
     previous = checkpoint_dir(experiment.pk, version - 1)[1] + ".optimizer.pt"
-    if version > 1 and os.path.exists(previous):
+    if version > 1 and experiment.phase(version - 1) == iteration.phase and os.path.exists(previous):
         policy.optimizer.load_state_dict(torch.load(previous, weights_only=True))
     entry["loaded"] = None  # the update changes the cached adapter in place
-    metrics = train_step(policy, groups, grpo)
+    if iteration.phase == "sft":
+        metrics = _sft_epoch(policy, experiment, spec, config, settings, iteration.index)
+    else:
+        metrics = train_step(policy, _trainer_groups(iteration, policy.tokenizer, system), settings)
     name, folder = checkpoint_dir(experiment.pk, version)
     tmp = folder + ".optimizer.pt.tmp"
     os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -448,6 +455,35 @@ def _train(experiment, iteration, version):
                 defaults={"value": value},
             )
     return metrics
+
+
+def _sft_epoch(policy, experiment, spec, config, sft, epoch):
+    """One epoch on the suite's oracle demonstrations (experiments.training.demonstrations, kept
+    per process), seeded as the headless run seeds its epoch ``epoch``."""
+    from experiments.training import TrainingError, demonstrations, transcript_messages
+    from trainer.sft import encode_demonstration, sft_train
+
+    key = (experiment.suite.source_hash, tuple(config.tasks), config.train_variants)
+    key += (config.observation_tokens, config.model, policy.system)
+    if key not in _DEMONSTRATIONS:
+        transcripts, skipped = demonstrations(
+            spec, "train", tasks=config.tasks, per_task=config.train_variants
+        )
+        tokenizer = policy.tokenizer
+        demos = [
+            encode_demonstration(
+                tokenizer, transcript_messages(t, policy.system, tokenizer, config.observation_tokens)
+            )
+            for t in transcripts
+        ]
+        if not demos:
+            raise TrainingError("no oracle demonstration scored 1.0; SFT has nothing to learn from")
+        _DEMONSTRATIONS[key] = (demos, len(skipped))
+    demos, skipped = _DEMONSTRATIONS[key]
+    (history,) = sft_train(
+        policy.model, policy.optimizer, demos, replace(sft, epochs=1, seed=sft.seed + epoch - 1)
+    )
+    return {**history, "epoch": epoch, "demonstrations": len(demos), "demonstrations_skipped": skipped}
 
 
 @shared_task(bind=True)

@@ -52,8 +52,23 @@ class Experiment(models.Model):
         return self.status in self.FINISHED
 
     @property
+    def sft_steps(self):
+        return self.hyperparameters["sft_epochs"] if self.algorithm in (self.SFT, self.SFT_GRPO) else 0
+
+    @property
+    def grpo_steps(self):
+        return self.hyperparameters["iterations"] if self.algorithm in (self.GRPO, self.SFT_GRPO) else 0
+
+    @property
     def iterations(self):
-        return self.hyperparameters["iterations"]
+        """Steps of the whole run: SFT epochs, then GRPO iterations; one for an evaluation."""
+        return 1 if self.algorithm == self.EVAL else self.sft_steps + self.grpo_steps
+
+    def phase(self, index):
+        """What iteration ``index`` does: "sft" (an epoch on demonstrations), "grpo" or "eval"."""
+        if self.algorithm == self.EVAL:
+            return self.EVAL
+        return self.SFT if index <= self.sft_steps else self.GRPO
 
 
 class Iteration(models.Model):
@@ -64,6 +79,7 @@ class Iteration(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="iteration_set")
     index = models.PositiveIntegerField(help_text="1, 2, ...")
     state = models.CharField(max_length=16, choices=STATES, default=ROLLING)
+    phase = models.CharField(max_length=8, default="grpo", help_text="sft, grpo or eval (Experiment.phase)")
     policy_version = models.PositiveIntegerField(help_text="the adapter version its rollouts sample from")
     groups = models.JSONField(default=list, help_text="[[task pk, variant index], ...] sampled")
     episodes_expected = models.PositiveIntegerField(default=0, help_text="training episodes")

@@ -55,9 +55,11 @@ def run_iteration_here(experiment, index):
     """The iteration's chord, run in this process: every rollout group, then the train body; then
     the evaluation's chord when one was scheduled."""
     iteration = Iteration.objects.get(experiment=experiment, index=index)
-    results = [rollout_group(experiment.pk, index, task, variant) for task, variant in iteration.groups]
-    result = train_iteration(results, experiment.pk, index)
-    iteration.refresh_from_db()
+    result = None
+    if iteration.phase != "eval":
+        results = [rollout_group(experiment.pk, index, task, variant) for task, variant in iteration.groups]
+        result = train_iteration(results, experiment.pk, index)
+        iteration.refresh_from_db()
     if iteration.state == "evaluating":
         results = [rollout_group(experiment.pk, index, t, v, "test") for t, v in iteration.eval_groups]
         result = train_after_evaluation(results, experiment.pk, index)
@@ -92,9 +94,9 @@ def test_start_rejects_bad_hyperparameters_with_every_problem(make_user, suite):
 
 
 @pytest.mark.django_db
-def test_start_refuses_what_does_not_run_on_celery_yet(make_user, suite):
-    with pytest.raises(ExperimentError, match="sft does not run on Celery yet"):
-        start_experiment(make_user("bob"), suite, "tiny-random", "sft", TINY)
+def test_start_refuses_an_empty_run_and_an_unknown_suite(make_user, suite):
+    with pytest.raises(ExperimentError, match="sft has nothing to do: set sft_epochs to 1 or more"):
+        start_experiment(make_user("bob"), suite, "tiny-random", "sft", {**TINY, "sft_epochs": 0})
     with pytest.raises(ExperimentError, match="no suite named 'nope'"):
         start_experiment(make_user("carol"), "nope", "tiny-random", "grpo", TINY)
 
@@ -144,6 +146,41 @@ def test_held_out_evaluation_every_n_iterations_and_at_the_end(make_user, suite)
     progress = experiment_progress(experiment)
     assert progress["episodes_done"] == progress["episodes_total"] == 14
     assert progress["eval"].keys() >= {"reward", "success", "reward/read-priority"}
+
+
+@pytest.mark.django_db
+def test_sft_then_grpo_trains_on_demonstrations_first_then_samples(make_user, suite):
+    experiment = start_experiment(
+        make_user("olivia"), suite, "tiny-random", "sft+grpo", {**TINY, "sft_epochs": 1, "iterations": 1}
+    )
+    assert experiment.iterations == 2 and experiment_progress(experiment)["episodes_total"] == 4
+
+    run_iteration_here(experiment, 1)
+    run_iteration_here(experiment, 2)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed", experiment.traceback
+    assert list(experiment.iteration_set.values_list("phase", "policy_version")) == [("sft", 0), ("grpo", 1)]
+    assert list(experiment.checkpoints.values_list("version", flat=True)) == [1, 2]
+    sft = dict(MetricPoint.objects.filter(experiment=experiment, iteration=1).values_list("name", "value"))
+    assert sft["loss"] > 0 and sft["demonstrations"] == 2
+    assert set(Episode.objects.filter(experiment=experiment).values_list("policy_version", flat=True)) == {1}
+
+
+@pytest.mark.django_db
+def test_an_eval_experiment_evaluates_the_base_policy_once(make_user, suite):
+    experiment = start_experiment(
+        make_user("olivia"), suite, "tiny-random", "eval", {**TINY, "eval_variants": 1}
+    )
+    assert experiment.iterations == 1 and experiment_progress(experiment)["episodes_total"] == 1
+
+    run_iteration_here(experiment, 1)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed", experiment.traceback
+    assert list(Episode.objects.values_list("split", "policy_version")) == [("test", 0)]
+    assert not experiment.checkpoints.exists()
+    assert experiment_progress(experiment)["eval"].keys() >= {"reward", "success"}
 
 
 @pytest.mark.django_db
