@@ -74,11 +74,19 @@ def checkpoint_dir(experiment_id, version):
 
 
 def _active_experiment(experiment_id):
+    """The experiment, running from its first task on; ExperimentStopped unless it is active."""
+    from django.utils import timezone
+
     from experiments.models import Experiment
 
     experiment = Experiment.objects.select_related("suite").get(pk=experiment_id)
     if experiment.status not in ("queued", "running"):
         raise ExperimentStopped(experiment.status)
+    if experiment.status == "queued":
+        Experiment.objects.filter(pk=experiment_id, status="queued").update(
+            status="running", started_at=timezone.now()
+        )
+        experiment.refresh_from_db()
     return experiment
 
 
@@ -168,15 +176,11 @@ def _variant(spec, task, split, variant_index, config):
 def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, split="train"):
     """Sample G episodes of one task variant with the iteration's policy version and store them
     with their steps. A group already stored is not sampled again (a redelivered task)."""
-    from django.utils import timezone
 
-    from experiments.models import Episode, Experiment, Iteration, Task
+    from experiments.models import Episode, Iteration, Task
 
     with failures_mark_the_experiment(experiment_id):
         experiment = _active_experiment(experiment_id)
-        Experiment.objects.filter(pk=experiment_id, status="queued").update(
-            status="running", started_at=timezone.now()
-        )
         iteration = Iteration.objects.get(experiment=experiment, index=iteration_index)
         group_size = experiment.hyperparameters["group_size"] if split == "train" else 1
         key = {

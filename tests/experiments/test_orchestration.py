@@ -168,6 +168,19 @@ def test_sft_then_grpo_trains_on_demonstrations_first_then_samples(make_user, su
 
 
 @pytest.mark.django_db
+def test_an_sft_experiment_runs_without_rollouts(make_user, suite):
+    experiment = start_experiment(make_user("olivia"), suite, "tiny-random", "sft", {**TINY, "sft_epochs": 1})
+    assert experiment_progress(experiment)["episodes_total"] == 0
+
+    run_iteration_here(experiment, 1)
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed" and experiment.started_at, experiment.traceback
+    assert list(experiment.checkpoints.values_list("version", flat=True)) == [1]
+    assert not Episode.objects.exists()
+
+
+@pytest.mark.django_db
 def test_an_eval_experiment_evaluates_the_base_policy_once(make_user, suite):
     experiment = start_experiment(
         make_user("olivia"), suite, "tiny-random", "eval", {**TINY, "eval_variants": 1}
@@ -285,17 +298,21 @@ def test_a_two_iteration_grpo_experiment_runs_through_celery(celery_worker, make
     assert status["iteration"] == 2 and status["checkpoints"] == 2
 
 
-def test_held_out_evaluation_runs_on_the_workers_too(celery_worker, make_user):
+def test_sft_then_grpo_with_a_final_evaluation_runs_on_the_workers(celery_worker, make_user):
     suite = save_suite(SUITE.read_text())
-    experiment = launch(make_user, suite, eval_every=1, eval_variants=1)
+    overrides = {**TINY, "sft_epochs": 1, "iterations": 1, "eval_every": 5, "eval_variants": 1}
+    experiment = start_experiment(make_user("olivia"), suite, "tiny-random", "sft+grpo", overrides)
 
     wait_until_finished(experiment)
 
     assert experiment.status == "completed", experiment.traceback
-    assert Episode.objects.filter(experiment=experiment, split="test").count() == 2
+    assert list(experiment.checkpoints.values_list("version", flat=True)) == [1, 2]
+    assert list(
+        Episode.objects.filter(experiment=experiment, split="test").values_list("iteration__index")
+    ) == [(2,)]
     progress = experiment_progress(experiment)
-    assert progress["episodes_done"] == progress["episodes_total"] == EXPECTED_EPISODES + 2
-    assert MetricPoint.objects.filter(experiment=experiment, split="test", name="success").count() == 2
+    assert progress["episodes_done"] == progress["episodes_total"] == 1 * 2 * 2 + 1
+    assert progress["eval"].keys() >= {"reward", "success"}
 
 
 def settled_episode_count(experiment, seconds=2.0):
