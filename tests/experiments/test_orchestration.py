@@ -345,35 +345,3 @@ def test_pause_resume_and_cancel_a_running_experiment(celery_worker, make_user):
     assert cancelled % 2 == 0  # whole groups only
     progress = experiment_progress(experiment)
     assert progress["episodes_done"] == cancelled and progress["eta_seconds"] is None
-
-
-def active_rollout_pid(name="test", timeout=60):
-    """The pool process of worker ``name`` running a rollout_group task right now."""
-    from rlvr_site.celery import app
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for worker, tasks in (app.control.inspect(timeout=0.5).active() or {}).items():
-            for task in tasks if worker.startswith(f"{name}@") else ():
-                if task["name"].endswith(".rollout_group") and task.get("worker_pid"):
-                    return task["worker_pid"]
-    raise AssertionError(f"no rollout_group ran on {name} within {timeout} s")
-
-
-def test_a_rollout_process_killed_mid_task_loses_and_duplicates_nothing(celery_worker, make_user):
-    import os
-    import signal
-
-    suite = save_suite(SUITE.read_text())
-    # Longer turns, so that a rollout is still running when the kill lands.
-    experiment = launch(make_user, suite, max_turns=2, max_new_tokens=48)
-
-    pid = active_rollout_pid()
-    os.kill(pid, signal.SIGKILL)
-    wait_until_finished(experiment, timeout=120)
-
-    assert experiment.status == "completed", experiment.traceback
-    assert Episode.objects.filter(experiment=experiment).count() == EXPECTED_EPISODES
-    assert Checkpoint.objects.filter(experiment=experiment).count() == 2
-    log = Path(celery_worker.log_path).read_text()
-    assert f"pid:{pid} exited with 'signal 9 (SIGKILL)'" in log
