@@ -345,13 +345,17 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
                 index - experiment.sft_steps,
             )
         tasks = dict(experiment.suite.tasks.values_list("task_id", "pk"))
-        iteration = Iteration.objects.create(
+        # get_or_create: two train tasks of one iteration (a resume while its first chord was still
+        # in flight) may both schedule the next one.
+        iteration, created = Iteration.objects.get_or_create(
             experiment=experiment,
             index=index,
-            phase=phase,
-            policy_version=index - 1,
-            groups=[[tasks[v.task_id], v.index] for v in variants],
-            episodes_expected=len(variants) * hp["group_size"],
+            defaults={
+                "phase": phase,
+                "policy_version": index - 1,
+                "groups": [[tasks[v.task_id], v.index] for v in variants],
+                "episodes_expected": len(variants) * hp["group_size"],
+            },
         )
     Experiment.objects.filter(pk=experiment.pk).update(current_iteration=index)
     experiment.current_iteration = index

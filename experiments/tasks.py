@@ -165,11 +165,15 @@ def worker_policy(experiment, version, config, system):
     return Policy(entry["model"], entry["tokenizer"], entry["backend"], system, config.model), entry
 
 
-def _variant(spec, task, split, variant_index, config):
+def _variant(spec, task, split, variant_index):
+    """The variant a rollout task names, drawn again as the headless run draws it."""
     from experiments.training import suite_variants
 
     drawn = suite_variants(spec, split, tasks=[task.task_id], per_task=variant_index + 1)
-    return next(v for v in drawn if v.index == variant_index)
+    for variant in drawn:
+        if variant.index == variant_index:
+            return variant
+    raise ValueError(f"task {task} has no {split} variant {variant_index} (it draws {len(drawn)})")
 
 
 @shared_task(bind=True)
@@ -199,7 +203,7 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
         config = _config(experiment)
         spec = experiment.suite.spec()
         task = Task.objects.get(pk=task_pk)
-        variant = _variant(spec, task, split, variant_index, config)
+        variant = _variant(spec, task, split, variant_index)
         # Training samples the iteration's policy; an evaluation, the one it saved (none for "eval").
         version = iteration.policy_version
         if split != "train" and iteration.phase != "eval":
@@ -441,9 +445,7 @@ def _train(experiment, iteration, version):
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     torch.save(policy.optimizer.state_dict(), tmp)
     os.replace(tmp, folder + ".optimizer.pt")
-    numbers = {
-        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    numbers = _numbers(metrics)
     save_checkpoint(policy.model, folder, version, config.model, numbers)
     entry["loaded"] = (experiment.pk, version)
     with transaction.atomic():
@@ -459,6 +461,17 @@ def _train(experiment, iteration, version):
                 defaults={"value": value},
             )
     return metrics
+
+
+def _numbers(metrics):
+    """The numeric metrics as metric points: per-task dicts flattened to ``name/<task>``."""
+    numbers = {}
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            numbers.update({f"{name}/{k}": float(v) for k, v in value.items() if isinstance(v, int | float)})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            numbers[name] = float(value)
+    return numbers
 
 
 def _sft_epoch(policy, experiment, spec, config, sft, epoch):

@@ -120,6 +120,9 @@ def test_two_iterations_in_process_write_episodes_steps_checkpoints_and_metrics(
     assert step.prompt_tokens > 0 and len(step.token_ids) == len(step.logprobs) > 0
     assert all(lp <= 0 for lp in step.logprobs)
     assert MetricPoint.objects.filter(experiment=experiment, name="reward_mean").count() == 2
+    assert (
+        MetricPoint.objects.filter(experiment=experiment, name="reward_per_task/read-priority").count() == 2
+    )
     progress = experiment_progress(experiment)
     assert progress["episodes_done"] == progress["episodes_total"] == EXPECTED_EPISODES
     assert progress["status"] == "completed" and progress["eta_seconds"] == 0.0
@@ -224,12 +227,14 @@ def test_a_redelivered_train_task_does_not_train_again(make_user, suite):
 def test_an_exception_in_a_task_marks_the_experiment_failed_with_its_traceback(make_user, suite):
     experiment = launch(make_user, suite)
 
-    with pytest.raises(StopIteration):
+    with pytest.raises(ValueError, match="no train variant 99"):
         rollout_group(experiment.pk, 1, experiment.iteration_set.get().groups[0][0], 99)
 
     experiment.refresh_from_db()
     assert experiment.status == "failed" and experiment.finished_at
-    assert experiment.error.startswith("StopIteration")
+    assert (
+        experiment.error == "ValueError: task jira-oracle/read-priority has no train variant 99 (it draws 2)"
+    )
     assert (
         "Traceback (most recent call last)" in experiment.traceback
         and "rollout_group" in experiment.traceback
