@@ -184,7 +184,6 @@ def test_no_generated_request_gets_a_server_error(operation_ids, fuzz_world, liv
     assert not found, "\n".join(f"{op}: {what}" for op, what in found.items())
 
 
-
 @pytest.mark.parametrize(
     ("method", "path", "params", "body"),
     [
