@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from experiments.models import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
 from experiments.services import (
@@ -257,6 +257,42 @@ def test_pause_and_cancel_take_effect_at_the_next_task(make_user, suite):
     assert experiment.iteration_set.get().state == "cancelled"
     with pytest.raises(ExperimentError, match="is cancelled; it cannot become running"):
         resume_experiment(experiment)
+
+
+@pytest.mark.django_db
+def test_the_command_pauses_resumes_and_cancels_and_prints_progress(make_user, suite):
+    experiment = launch(make_user, suite)
+
+    def command(*args):
+        out = io.StringIO()
+        call_command("experiment", *args, str(experiment.pk), "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    assert command("pause")["status"] == "paused"
+    assert command("resume")["status"] == "running"
+    cancelled = command("cancel")
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    assert cancelled.keys() >= {
+        "id",
+        "iteration",
+        "iterations",
+        "episodes_done",
+        "episodes_total",
+        "eta_seconds",
+    }
+    with pytest.raises(CommandError, match="is cancelled; it cannot become paused"):
+        command("pause")
+
+
+@pytest.mark.django_db
+def test_the_command_explains_a_bad_setting(make_user, suite):
+    make_user("olivia")
+    with pytest.raises(CommandError, match="--set takes key=value, not 'iterations'"):
+        call_command("experiment", "start", "--suite", suite.name, "--owner", "olivia", "--set", "iterations")
+    with pytest.raises(CommandError, match="group_size must be at least 2"):
+        call_command(
+            "experiment", "start", "--suite", suite.name, "--owner", "olivia", "--set", "group_size=1"
+        )
 
 
 # --- Real workers ----------------------------------------------------------------------------------
