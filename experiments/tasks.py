@@ -6,11 +6,13 @@ queue, ``train_*`` on the ``train`` queue. Tasks take ids and plain values, neve
 
 import os
 import socket
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import replace
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
 
 @shared_task(bind=True)
@@ -56,12 +58,9 @@ def set_torch_threads():
     torch.set_num_threads(int(os.environ.get("RLVR_TORCH_THREADS", "1")))
 
 
-try:
-    from celery.signals import worker_process_init
-
-    worker_process_init.connect(lambda **_kwargs: set_torch_threads(), weak=False)
-except ImportError:  # pragma: no cover - celery is a dependency
-    pass
+@worker_process_init.connect
+def _on_worker_process_init(**_kwargs):
+    set_torch_threads()
 
 
 def checkpoint_dir(experiment_id, version):
@@ -135,6 +134,12 @@ def _fresh_adapter(model, seed):
                 module.reset_lora_parameters(adapter, True)
 
 
+def adapter_key(experiment, version):
+    """What a cached adapter is: the experiment (its creation time too, should ids be reused, as
+    after a database flush) and the version."""
+    return experiment.pk, experiment.created_at, version
+
+
 def worker_policy(experiment, version, config, system):
     """The training.Policy of ``experiment`` at adapter ``version``: the process's cached base
     model, with that version's adapter loaded (a fresh one for version 0) unless already there."""
@@ -155,13 +160,13 @@ def worker_policy(experiment, version, config, system):
             "backend": TransformersBackend(model, tokenizer),
             "loaded": None,
         }
-    if entry["loaded"] != (experiment.pk, version):
+    if entry["loaded"] != adapter_key(experiment, version):
         entry["loaded"] = None  # half-loaded if the next line fails
         if version == 0:
             _fresh_adapter(entry["model"], config.seed)
         else:
             swap_adapter(entry["model"], checkpoint_dir(experiment.pk, version)[1])
-        entry["loaded"] = (experiment.pk, version)
+        entry["loaded"] = adapter_key(experiment, version)
     return Policy(entry["model"], entry["tokenizer"], entry["backend"], system, config.model), entry
 
 
@@ -180,7 +185,6 @@ def _variant(spec, task, split, variant_index):
 def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, split="train"):
     """Sample G episodes of one task variant with the iteration's policy version and store them
     with their steps. A group already stored is not sampled again (a redelivered task)."""
-
     from experiments.models import Episode, Iteration, Task
 
     with failures_mark_the_experiment(experiment_id):
@@ -196,8 +200,6 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
         }
         if Episode.objects.filter(**key).count() >= group_size:
             return {"skipped": "stored"}
-        import time
-
         from experiments.training import sample_group
 
         config = _config(experiment)
@@ -374,11 +376,9 @@ def _trainer_groups(iteration, tokenizer, system):
 
 @shared_task(bind=True)
 def train_iteration(self, _results, experiment_id, iteration_index):
-    """The chord's body: one GRPO update from the iteration's episodes, checkpoint version
-    ``iteration_index``, its metric points; then the next iteration, or the end. A checkpoint
-    already saved (a redelivered task) is not trained again."""
-    import time
-
+    """The chord's body: one update (GRPO on the iteration's episodes, or an SFT epoch), checkpoint
+    version ``iteration_index``, its metric points; then the evaluation, the next iteration or the
+    end. A checkpoint already saved (a redelivered task) is not trained again."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -447,7 +447,7 @@ def _train(experiment, iteration, version):
     os.replace(tmp, folder + ".optimizer.pt")
     numbers = _numbers(metrics)
     save_checkpoint(policy.model, folder, version, config.model, numbers)
-    entry["loaded"] = (experiment.pk, version)
+    entry["loaded"] = adapter_key(experiment, version)
     with transaction.atomic():
         Checkpoint.objects.update_or_create(
             experiment=experiment, version=version, defaults={"path": name, "metrics": numbers}
