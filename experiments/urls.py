@@ -1,6 +1,7 @@
 from django.urls import path
 
 from experiments import views
+from experiments.views.experiments import experiment_progress_json
 from experiments.views.suites import suite_dry_run
 
 urlpatterns = [
@@ -13,5 +14,6 @@ urlpatterns = [
     path("suites/<str:name>/tasks/<str:task_id>/", views.suite_task, name="suite-task"),
     path("suites/<str:name>/tasks/<str:task_id>/check/", views.suite_check, name="suite-check"),
     path("suites/<str:name>/tasks/<str:task_id>/dry-run/", suite_dry_run, name="suite-dry-run"),
+    path("experiments/<int:pk>/progress.json", experiment_progress_json, name="experiment-progress"),
     path("review/", views.review_index, name="review"),
 ]
