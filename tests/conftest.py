@@ -21,6 +21,10 @@ import pytest  # noqa: E402
 from tests.workers import celery_worker  # noqa: E402, F401 - fixture
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives headless Chromium (tests/browser/)")
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model

@@ -1,0 +1,3 @@
+"""Episodes: the browser, the replay page and the aligned comparison."""
+
+urlpatterns = []
