@@ -131,7 +131,10 @@ class Episode(models.Model):
                 name="exp_episode_key",
             )
         ]
-        indexes = [models.Index(fields=["experiment", "split"], name="exp_episode_split")]
+        indexes = [
+            models.Index(fields=["experiment", "split"], name="exp_episode_split"),
+            models.Index(fields=["reward", "id"], name="exp_episode_reward"),  # the browser's sort
+        ]
 
     def __str__(self):
         return f"{self.task} v{self.variant_index} #{self.sample_index} ({self.reward:.2f})"
