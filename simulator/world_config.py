@@ -79,6 +79,8 @@ class WorldConfig:
         for p in self.projects:
             p.workflow = self.workflows[p.workflow_id]
             p.lead = self.user_by_pk.get(p.lead_id)
+        # Compiled JQL that depends on this configuration alone (simulator.jql.compiler).
+        self.compiled_jql = {}
 
     # Lookups by what the API names things with: an id (numeric string) or a name.
 

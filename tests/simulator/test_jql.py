@@ -660,3 +660,32 @@ def test_the_acme_seed_orders_by_priority_then_key(acme, ada):
     )
     ops = [i for i in _acme_issues(acme) if i.project.key == "OPS"]
     assert [i.key for i in found] == [i.key for i in sorted(ops, key=lambda i: (i.priority.rank, i.number))]
+
+
+@pytest.mark.django_db
+def test_a_query_on_the_configuration_alone_is_compiled_once_per_world_and_user(
+    acme, ada, django_assert_num_queries
+):
+    jql = "project = WEB AND statusCategory != Done ORDER BY priority DESC, updated DESC"
+    first = compile_jql(acme, jql, user=ada)
+    with django_assert_num_queries(0):
+        again = compile_jql(acme, jql, user=ada)
+    assert again.where is first.where and again.ordering == first.ordering
+    other = User.objects.filter(world=acme).exclude(pk=ada.pk).first()
+    assert compile_jql(acme, "assignee = currentUser()", user=ada).where != (
+        compile_jql(acme, "assignee = currentUser()", user=other).where
+    )
+
+
+@pytest.mark.django_db
+def test_queries_on_the_clock_or_on_changing_rows_are_compiled_for_each_call(acme, ada):
+    created = compile_jql(acme, "created >= startOfDay()", user=ada)
+    acme.ticks += 24 * 3600  # one day later by the world's clock
+    assert compile_jql(acme, "created >= startOfDay()", user=ada).where != created.where
+    compile_jql(acme, "key = OPS-1", user=ada)
+    Issue.objects.filter(world=acme, key="OPS-1").delete()
+    with pytest.raises(JqlValueError, match="OPS-1"):
+        compile_jql(acme, "key = OPS-1", user=ada)
+    compile_jql(acme, "sprint = 'WEB Sprint 12' OR sprint in openSprints()", user=ada)
+    Sprint.objects.filter(world=acme).update(state="closed")
+    assert not compile_jql(acme, "sprint in openSprints()", user=ada).apply(Issue.objects.all()).exists()
