@@ -88,6 +88,13 @@ FIELDS = [
     Field("eval_variants", INT, 0, "held-out variants per task to evaluate; 0: all", 0, 10_000),
     Field("tasks", LIST, [], "task ids to train on (comma-separated); empty: every task of the suite"),
     Field("tool_docs", CHOICE, "families", "endpoints in the system prompt", choices=("families", "used")),
+    Field(
+        "keep_worlds",
+        CHOICE,
+        "failed",
+        "episode worlds kept for replay (simworld prune deletes old ones); the others are deleted",
+        choices=("none", "failed", "all"),
+    ),
     Field("seed", INT, 0, "seed of the adapter's initialisation and of the task order", 0, 2**31 - 1),
 ]
 BY_NAME = {f.name: f for f in FIELDS}

@@ -218,12 +218,14 @@ def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, n
     if evaluation_points(experiment) and not test:
         raise ExperimentError(f"suite {suite.name!r} has no test variants to evaluate on: set eval_every=0")
     groups = min(hp["tasks_per_iteration"], len(train))
-    experiment.episodes_planned = experiment.grpo_steps * groups * hp["group_size"] + len(
-        evaluation_points(experiment)
-    ) * len(test)
+    evaluations = len(evaluation_points(experiment)) + evaluates_before_training(experiment)
+    experiment.episodes_planned = experiment.grpo_steps * groups * hp["group_size"] + evaluations * len(test)
     with transaction.atomic():
         experiment.save()
-        schedule_iteration(experiment, 1, train=train)
+        if evaluates_before_training(experiment):
+            schedule_iteration(experiment, 0)
+        else:
+            schedule_iteration(experiment, 1, train=train)
     return experiment
 
 
@@ -253,6 +255,13 @@ def evaluation_points(experiment):
     if not every:
         return []
     return sorted({*range(every, steps + 1, every), steps})
+
+
+def evaluates_before_training(experiment):
+    """Whether the run starts with iteration 0: a held-out evaluation of the base policy
+    (version 0), the "before" point of the test curves. Training runs that evaluate at all do;
+    an "eval" experiment is that evaluation already."""
+    return experiment.algorithm != "eval" and bool(evaluation_points(experiment))
 
 
 def schedule_evaluation(experiment, index):
@@ -332,7 +341,7 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
     from experiments.tasks import rollout_group, train_iteration
 
     hp = experiment.hyperparameters
-    phase = experiment.phase(index)
+    phase = "eval" if index == 0 else experiment.phase(index)
     iteration = Iteration.objects.filter(experiment=experiment, index=index).first()
     created = iteration is None
     if created:
@@ -352,13 +361,14 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
             index=index,
             defaults={
                 "phase": phase,
-                "policy_version": index - 1,
+                "policy_version": max(index - 1, 0),
                 "groups": [[tasks[v.task_id], v.index] for v in variants],
                 "episodes_expected": len(variants) * hp["group_size"],
             },
         )
-    Experiment.objects.filter(pk=experiment.pk).update(current_iteration=index)
-    experiment.current_iteration = index
+    # Forward only: a late copy of an earlier iteration's train task must not move it back.
+    Experiment.objects.filter(pk=experiment.pk, current_iteration__lte=index).update(current_iteration=index)
+    experiment.current_iteration = max(experiment.current_iteration, index)
     status = Experiment.objects.values_list("status", flat=True).get(pk=experiment.pk)
     if not (created or redispatch) or status not in ACTIVE:
         return iteration
@@ -374,6 +384,20 @@ def schedule_iteration(experiment, index, *, train=None, redispatch=False):
         body = train_iteration.s(experiment.pk, index)
         transaction.on_commit(lambda: chord(header)(body))
     return iteration
+
+
+def redispatch_iteration(experiment, iteration):
+    """Dispatch an unfinished iteration again, from where it is (resume, and the stall detector
+    of experiments.recovery): its held-out evaluation when it is evaluating, else its chord, whose
+    train body goes on to the evaluation when the checkpoint is already saved."""
+    from django.utils import timezone
+
+    from experiments.models import Iteration
+
+    Iteration.objects.filter(pk=iteration.pk).update(redispatched_at=timezone.now())
+    if iteration.state == "evaluating":
+        return schedule_evaluation(experiment, iteration.index)
+    return schedule_iteration(experiment, iteration.index, redispatch=True)
 
 
 def _transition(experiment, allowed, status, **fields):
@@ -403,7 +427,7 @@ def resume_experiment(experiment):
 
     with transaction.atomic():
         _transition(experiment, ("paused",), "running")
-        schedule_iteration(experiment, experiment.current_iteration or 1, redispatch=True)
+        redispatch_iteration(experiment, experiment.iteration_set.order_by("-index").first())
     return experiment
 
 

@@ -30,6 +30,11 @@ def worker_env():
     env["DATABASE_URL"] = database_url_for_test_db()
     env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
     env["RLVR_VAR_DIR"] = str(settings.VAR_DIR)
+    # Beat every second and call an iteration stalled after 10 s without a beat, so that the
+    # stall detector (experiments.recovery) acts within a test's patience.
+    env.setdefault("RLVR_HEARTBEAT_SECONDS", "1")
+    env.setdefault("RLVR_STALL_SECONDS", "10")
+    env.setdefault("RLVR_RECOVER_EVERY", "2")
     return env
 
 
@@ -40,7 +45,10 @@ def start_worker(name, queues="rollout,train", concurrency=2):
         "--without-gossip", "--without-mingle", "-l", "info",
     ]  # fmt: skip
     log = open(Path(settings.VAR_DIR) / f"worker-{name}.log", "w")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(command, cwd=REPO, env=worker_env(), stdout=log, stderr=subprocess.STDOUT)
+    # Its own process group, so that kill_worker can kill it with its pool processes, as a host dies.
+    process = subprocess.Popen(
+        command, cwd=REPO, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     process.log_path = log.name
     return process
 
@@ -54,6 +62,13 @@ def wait_for_ping(name, timeout=60):
         if any(worker.startswith(f"{name}@") for reply in replies for worker in reply):
             return
     raise TimeoutError(f"worker {name} did not answer a ping within {timeout} s")
+
+
+def kill_worker(process):
+    """SIGKILL the worker and its pool processes at once: nothing is acknowledged, requeued or
+    cleaned up, as when its host dies."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def stop_worker(process):

@@ -77,7 +77,7 @@ class Iteration(models.Model):
     STATES = [(s, s) for s in (ROLLING, TRAINING, EVALUATING, DONE, PAUSED, CANCELLED)]
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="iteration_set")
-    index = models.PositiveIntegerField(help_text="1, 2, ...")
+    index = models.PositiveIntegerField(help_text="1, 2, ...; 0: the evaluation before training")
     state = models.CharField(max_length=16, choices=STATES, default=ROLLING)
     phase = models.CharField(max_length=8, default="grpo", help_text="sft, grpo or eval (Experiment.phase)")
     policy_version = models.PositiveIntegerField(help_text="the adapter version its rollouts sample from")
@@ -92,6 +92,13 @@ class Iteration(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     rollout_seconds = models.FloatField(default=0, help_text="sum of the rollout tasks' durations")
     train_seconds = models.FloatField(default=0)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="last sign of life of a task working on it (experiments.recovery)"
+    )
+    redispatched_at = models.DateTimeField(null=True, blank=True, help_text="last dispatched again, if ever")
+    redispatches = models.PositiveIntegerField(
+        default=0, help_text="times dispatched again by the stall detector after its messages were lost"
+    )
 
     class Meta:
         ordering = ["experiment", "index"]

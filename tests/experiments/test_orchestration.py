@@ -130,10 +130,16 @@ def test_two_iterations_in_process_write_episodes_steps_checkpoints_and_metrics(
 
 
 @pytest.mark.django_db
-def test_held_out_evaluation_every_n_iterations_and_at_the_end(make_user, suite):
+def test_held_out_evaluation_before_training_every_n_iterations_and_at_the_end(make_user, suite):
     experiment = launch(make_user, suite, iterations=3, eval_every=2, eval_variants=1)
-    assert experiment_progress(experiment)["episodes_total"] == 3 * 2 * 2 + 2 * 1  # evaluated after 2 and 3
+    # Evaluated before training (iteration 0, the base policy), after 2 and after 3.
+    assert experiment_progress(experiment)["episodes_total"] == 3 * 2 * 2 + 3 * 1
+    (before,) = experiment.iteration_set.all()
+    assert (before.index, before.phase, before.state, before.policy_version) == (0, "eval", "evaluating", 0)
+    assert experiment_progress(experiment)["iteration"] == 0
 
+    run_iteration_here(experiment, 0)
+    assert experiment_progress(experiment)["iteration"] == 1 and experiment_progress(experiment)["eval"]
     for index in (1, 2, 3):
         run_iteration_here(experiment, index)
 
@@ -141,13 +147,14 @@ def test_held_out_evaluation_every_n_iterations_and_at_the_end(make_user, suite)
     assert experiment.status == "completed"
     evaluated = Episode.objects.filter(experiment=experiment, split="test")
     assert list(evaluated.values_list("iteration__index", "policy_version", "sample_index")) == [
+        (0, 0, 0),
         (2, 2, 0),
         (3, 3, 0),
     ]
     points = MetricPoint.objects.filter(experiment=experiment, split="test", name="reward/read-priority")
-    assert list(points.values_list("iteration", flat=True)) == [2, 3]
+    assert list(points.values_list("iteration", flat=True)) == [0, 2, 3]
     progress = experiment_progress(experiment)
-    assert progress["episodes_done"] == progress["episodes_total"] == 14
+    assert progress["episodes_done"] == progress["episodes_total"] == 15
     assert progress["eval"].keys() >= {"reward", "success", "reward/read-priority"}
 
 
@@ -350,9 +357,9 @@ def test_sft_then_grpo_with_a_final_evaluation_runs_on_the_workers(celery_worker
     assert list(experiment.checkpoints.values_list("version", flat=True)) == [1, 2]
     assert list(
         Episode.objects.filter(experiment=experiment, split="test").values_list("iteration__index")
-    ) == [(2,)]
+    ) == [(0,), (2,)]  # the base policy, then the end
     progress = experiment_progress(experiment)
-    assert progress["episodes_done"] == progress["episodes_total"] == 1 * 2 * 2 + 1
+    assert progress["episodes_done"] == progress["episodes_total"] == 1 * 2 * 2 + 2
     assert progress["eval"].keys() >= {"reward", "success"}
 
 

@@ -4,10 +4,14 @@ the pages (experiments.services).
     python manage.py experiment start --suite atlassian-core --model smollm2-135m --algo grpo \\
         --set iterations=20 --set group_size=4 [--owner alice] [--wait] [--json]
     python manage.py experiment status|pause|resume|cancel <id> [--json]
+    python manage.py experiment recover [--stalled-after SECONDS] [--json]
 
 With ``--json`` each prints one object: experiments.services.experiment_progress (``id``,
 ``status``, ``iteration``, ``iterations``, ``episodes_done``, ``episodes_total``, ``eta_seconds``,
 ``metrics``, ...). ``--wait`` polls until the experiment finishes, and fails unless it completed.
+``recover`` dispatches again the iterations that made no progress for ``--stalled-after`` seconds
+(default RLVR_STALL_SECONDS) while the queues are empty: their messages were lost with a dead
+worker (experiments.recovery; every worker also does this by itself).
 """
 
 import json
@@ -50,6 +54,9 @@ class Command(BaseCommand):
         start.add_argument("--owner", help="username (default: the first superuser)")
         start.add_argument("--wait", action="store_true", help="poll until it finishes")
         start.add_argument("--json", action="store_true")
+        recover = actions.add_parser("recover", help="dispatch stalled iterations again")
+        recover.add_argument("--stalled-after", type=float, help="seconds without progress")
+        recover.add_argument("--json", action="store_true")
         for name in ("status", *ACTIONS):
             action = actions.add_parser(name)
             action.add_argument("id", type=int)
@@ -58,6 +65,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from experiments.models import Experiment
 
+        if options["action"] == "recover":
+            return self._recover(options["stalled_after"], options["json"])
         try:
             if options["action"] == "start":
                 experiment = start_experiment(
@@ -85,6 +94,21 @@ class Command(BaseCommand):
             self.stdout.write(_line(progress))
         if options["action"] == "start" and options["wait"] and progress["status"] != "completed":
             raise CommandError(f"experiment {progress['id']} {progress['status']}: {progress['error']}")
+
+    def _recover(self, stalled_after, as_json):
+        from experiments.recovery import recover_stalled
+
+        recovered = recover_stalled(stalled_after)
+        if as_json:
+            self.stdout.write(json.dumps(recovered))
+            return
+        for item in recovered:
+            self.stdout.write(
+                f"experiment {item['experiment']} iteration {item['iteration']} ({item['state']}): "
+                "dispatched again"
+            )
+        if not recovered:
+            self.stdout.write("no stalled experiment")
 
     def _owner(self, username):
         users = get_user_model().objects
