@@ -125,9 +125,9 @@ def rollout_group(self, experiment_id, iteration_index, task_pk, variant_index, 
         }
         if Episode.objects.filter(**key).count() >= group_size:
             return {"skipped": "stored"}
-        from experiments.training import sample_group
+        with heartbeat(iteration.pk):  # from here on: the first task of a process imports torch
+            from experiments.training import sample_group
 
-        with heartbeat(iteration.pk):
             config = experiment_config(experiment)
             spec = experiment.suite.spec()
             variant = group_variant(spec, Task.objects.get(pk=task_pk), split, variant_index)

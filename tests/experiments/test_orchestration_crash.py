@@ -1,5 +1,6 @@
 """Experiments survive crashes: a worker process killed with SIGKILL in the middle of a rollout or
-a train task, and workers stopped and started again mid-run. Real workers, tiny-random."""
+a train task, a whole worker killed with its pool (its messages lost with it), and workers stopped
+and started again mid-run. Real workers, tiny-random."""
 
 import os
 import signal
@@ -9,7 +10,7 @@ from pathlib import Path
 from experiments.models import Checkpoint, Episode
 from experiments.suites import save_suite
 from tests.experiments.test_orchestration import EXPECTED_EPISODES, SUITE, launch, wait_until_finished
-from tests.workers import start_worker, stop_worker, wait_for_ping
+from tests.workers import kill_worker, start_worker, stop_worker, wait_for_ping
 
 
 def active_pid(task_name, worker="test", timeout=60):
@@ -29,6 +30,10 @@ def assert_completed_exactly(experiment, checkpoints=2):
     assert experiment.status == "completed", experiment.traceback
     assert Episode.objects.filter(experiment=experiment).count() == EXPECTED_EPISODES
     assert Checkpoint.objects.filter(experiment=experiment).count() == checkpoints
+    for iteration in experiment.iteration_set.all():  # every group whole: samples 0 .. G-1, once each
+        for task, variant in iteration.groups:
+            samples = iteration.episodes.filter(task_id=task, variant_index=variant, split="train")
+            assert sorted(samples.values_list("sample_index", flat=True)) == [0, 1]
 
 
 def test_a_rollout_process_killed_mid_task_loses_and_duplicates_nothing(celery_worker, make_user):
@@ -91,3 +96,31 @@ def test_workers_stopped_and_started_again_carry_the_experiment_on(transactional
         stop_worker(worker)
 
     assert_completed_exactly(experiment)
+
+
+def test_a_whole_worker_killed_with_its_pool_is_recovered_by_a_fresh_worker(transactional_db, make_user):
+    """The messages the dead worker held are gone (filesystem transport) or unacknowledged until
+    Redis's visibility timeout (an hour): the fresh worker's stall detector dispatches the
+    iteration again."""
+    from rlvr_site.celery import app
+
+    app.control.purge()
+    doomed = start_worker("doomed")
+    try:
+        wait_for_ping("doomed")
+        experiment = launch(make_user, save_suite(SUITE.read_text()), max_turns=2, max_new_tokens=48)
+        active_pid("rollout_group", worker="doomed")
+    finally:
+        kill_worker(doomed)
+    experiment.refresh_from_db()
+    assert experiment.status in ("queued", "running") and experiment.checkpoints.count() < 2
+
+    fresh = start_worker("fresh")
+    try:
+        wait_until_finished(experiment, timeout=180)
+    finally:
+        stop_worker(fresh)
+
+    assert_completed_exactly(experiment)
+    assert experiment.iteration_set.filter(redispatches__gt=0).exists()
+    assert "stalled, dispatched again" in Path(fresh.log_path).read_text()
