@@ -1,8 +1,26 @@
 """Functions that read the experiments app's data for pages and commands."""
 
+import json
+import math
+import statistics
 from dataclasses import dataclass
 
-from django.db.models import Prefetch
+from django.db.models import (
+    Avg,
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 
 from experiments.models import Task, TaskSuite
 
@@ -40,3 +58,417 @@ def suite_rows():
             )
         )
     return rows
+
+
+# --- Experiment pages (experiments/views/experiments.py, bench/pages.py) ---------------------------
+#
+# Every function below runs a fixed number of queries whatever the size of the history: curves are
+# aggregated in SQL per (split, iteration bucket, task) and never hold more than MAX_POINTS buckets.
+
+MAX_POINTS = 1500  # points per line; longer runs are averaged over buckets of whole iterations
+LIST_LIMIT = 100
+LIST_SORTS = {
+    "newest": ("-created_at",),
+    "oldest": ("created_at",),
+    "name": ("name", "-created_at"),
+    "status": ("status", "-created_at"),
+    "best": (F("best_heldout").desc(nulls_last=True), "-created_at"),
+}
+# The optimizer and throughput curves, as the train task records them (experiments.tasks._numbers).
+TRAINING_METRICS = ("loss", "kl", "entropy", "clip_fraction", "grad_norm")
+THROUGHPUT_METRICS = ("tokens_per_s", "generation_tokens_per_s", "train_tokens_per_s")
+ZERO_VARIANCE_METRIC = "zero_variance_fraction"
+TREND_WINDOW = 3  # observations of a task averaged to say how it does at its best and lately
+
+
+def experiment_rows(filters=None, sort="newest"):
+    """The newest experiments (at most LIST_LIMIT) with ``episodes_done`` and ``best_heldout``
+    (the best held-out reward any evaluation recorded, None without one), filtered by the
+    ``filters`` given (status, suite (pk), model, owner (pk), algorithm): one query."""
+    from experiments.models import Episode, Experiment, MetricPoint
+
+    done = (
+        Episode.objects.filter(experiment=OuterRef("pk"))
+        .order_by()
+        .values("experiment")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    best = MetricPoint.objects.filter(experiment=OuterRef("pk"), split="test", name="reward")
+    best = best.order_by("-value")
+    rows = Experiment.objects.select_related("suite", "owner").annotate(
+        episodes_done=Coalesce(Subquery(done, output_field=IntegerField()), 0),
+        best_heldout=Subquery(best.values("value")[:1], output_field=FloatField()),
+    )
+    lookups = {"status": "status", "suite": "suite_id", "model": "model_name", "owner": "owner_id"}
+    lookups["algorithm"] = "algorithm"
+    for key, value in (filters or {}).items():
+        if value not in (None, ""):
+            rows = rows.filter(**{lookups[key]: value})
+    return list(rows.defer("traceback").order_by(*LIST_SORTS.get(sort, LIST_SORTS["newest"]))[:LIST_LIMIT])
+
+
+def experiment_filter_choices():
+    """What the list's filters offer: the suites, models and owners of stored experiments (one
+    query), as sorted ``[(value, label)]``."""
+    from experiments.models import Experiment
+
+    suites, models, owners = set(), set(), set()
+    rows = Experiment.objects.order_by().values_list(
+        "suite_id", "suite__name", "model_name", "owner_id", "owner__username"
+    )
+    for suite_id, suite_name, model, owner_id, owner_name in rows.distinct():
+        suites.add((suite_id, suite_name))
+        models.add((model, model))
+        owners.add((owner_id, owner_name))
+    by_label = lambda pairs: sorted(pairs, key=lambda p: p[1])  # noqa: E731
+    return {"suite": by_label(suites), "model": by_label(models), "owner": by_label(owners)}
+
+
+def bucket_size(iterations):
+    """Iterations per point so that a curve of ``iterations`` has at most MAX_POINTS points."""
+    return max(1, math.ceil((iterations or 1) / MAX_POINTS))
+
+
+def _bucket(field, size):
+    """SQL: the 0-based bucket of ``field`` (a 1-based iteration index), integer division on both
+    SQLite and PostgreSQL."""
+    return ExpressionWrapper((F(field) - 1) / Value(size), output_field=IntegerField())
+
+
+def experiment_tasks(experiment):
+    """``[{pk, task_id}]`` of the experiment's suite in the suite's order (one query)."""
+    from experiments.models import Task
+
+    tasks = Task.objects.filter(suite_id=experiment.suite_id).order_by("position")
+    return list(tasks.values("pk", "task_id"))
+
+
+def episode_aggregates(experiment_ids, size, by_task=True):
+    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations[, task]):
+    ``x`` (the bucket's last iteration), ``n``, ``wins`` (successes), reward ``mean``/``lo``/``hi``.
+    One query."""
+    from experiments.models import Episode
+
+    keys = ["experiment_id", "split", "bucket"] + (["task_id"] if by_task else [])
+    return list(
+        Episode.objects.filter(experiment_id__in=experiment_ids)
+        .annotate(bucket=_bucket("iteration__index", size))
+        .values(*keys)
+        .annotate(
+            x=Max("iteration__index"),
+            n=Count("pk"),
+            wins=Count("pk", filter=Q(success=True)),
+            mean=Avg("reward"),
+            lo=Min("reward"),
+            hi=Max("reward"),
+        )
+        .order_by(*keys)
+    )
+
+
+def metric_series(experiment_ids, names, size, split="train"):
+    """``{(experiment id, name): {"x": [...], "y": [...]}}`` of metric points averaged per bucket
+    of ``size`` iterations, in SQL (one query)."""
+    from experiments.models import MetricPoint
+
+    rows = (
+        MetricPoint.objects.filter(experiment_id__in=experiment_ids, split=split, name__in=names)
+        .annotate(bucket=_bucket("iteration", size))
+        .values("experiment_id", "name", "bucket")
+        .annotate(x=Max("iteration"), y=Avg("value"))
+        .order_by("experiment_id", "name", "bucket")
+    )
+    series = {}
+    for row in rows:
+        line = series.setdefault((row["experiment_id"], row["name"]), {"x": [], "y": []})
+        line["x"].append(row["x"])
+        line["y"].append(row["y"])
+    return series
+
+
+def _overall(rows):
+    """Per-(split, bucket) figures combined from per-task rows: ``{split: {x, mean, lo, hi,
+    success, n}}`` (each a list, in bucket order)."""
+    combined = {}
+    for row in rows:
+        key = (row["split"], row["bucket"])
+        slot = combined.setdefault(key, {"x": 0, "n": 0, "wins": 0, "total": 0.0, "lo": None, "hi": None})
+        slot["x"] = max(slot["x"], row["x"])
+        slot["n"] += row["n"]
+        slot["wins"] += row["wins"]
+        slot["total"] += row["mean"] * row["n"]
+        slot["lo"] = row["lo"] if slot["lo"] is None else min(slot["lo"], row["lo"])
+        slot["hi"] = row["hi"] if slot["hi"] is None else max(slot["hi"], row["hi"])
+    lines = {}
+    for (split, _bucket_index), slot in sorted(combined.items()):
+        line = lines.setdefault(split, {"x": [], "mean": [], "lo": [], "hi": [], "success": [], "n": []})
+        line["x"].append(slot["x"])
+        line["mean"].append(slot["total"] / slot["n"])
+        line["lo"].append(slot["lo"])
+        line["hi"].append(slot["hi"])
+        line["success"].append(slot["wins"] / slot["n"])
+        line["n"].append(slot["n"])
+    return lines
+
+
+def _windowed(observations):
+    """(first, best, latest) success of one task over windows of TREND_WINDOW consecutive
+    observations ``[(n, wins)]`` (weighted by episodes), or Nones without observations."""
+    if not observations:
+        return None, None, None
+    width = min(TREND_WINDOW, len(observations))
+    windows = []
+    for start in range(len(observations) - width + 1):
+        part = observations[start : start + width]
+        windows.append(sum(w for _n, w in part) / sum(n for n, _w in part))
+    return windows[0], max(windows), windows[-1]
+
+
+def task_trends(tasks, rows, split="train"):
+    """One entry per task of the suite: its success at first, at its best and lately (windows of
+    TREND_WINDOW observations), ``drop`` (best - latest: how much it has newly failed) and
+    ``change`` (latest - first); ``observed`` False for a task never sampled in ``split``."""
+    observations = {}
+    for row in rows:
+        if row["split"] == split:
+            observations.setdefault(row["task_id"], []).append((row["n"], row["wins"]))
+    trends = []
+    for task in tasks:
+        first, best, latest = _windowed(observations.get(task["pk"], []))
+        observed = first is not None
+        trends.append(
+            {
+                **task,
+                "observed": observed,
+                "first": first,
+                "best": best,
+                "latest": latest,
+                "drop": best - latest if observed else None,
+                "change": latest - first if observed else None,
+            }
+        )
+    return trends
+
+
+def newly_failing_order(trends):
+    """Task pks with the largest drop from their best first; unobserved tasks last."""
+    ranked = sorted(trends, key=lambda t: (not t["observed"], -(t["drop"] or 0), -(t["best"] or 0)))
+    return [t["pk"] for t in ranked]
+
+
+def experiment_curves(experiment):
+    """Everything the experiment page draws, from two aggregate queries and the suite's tasks:
+    reward mean/min/max and success per split, the task x iteration success heatmap (train
+    split), each task's trend, and the training, zero-variance and throughput metric lines."""
+    size = bucket_size(experiment.current_iteration)
+    tasks = experiment_tasks(experiment)
+    rows = episode_aggregates([experiment.pk], size)
+    names = (*TRAINING_METRICS, ZERO_VARIANCE_METRIC, *THROUGHPUT_METRICS)
+    metrics = metric_series([experiment.pk], names, size)
+    columns = sorted({(r["bucket"], r["x"]) for r in rows if r["split"] == "train"})
+    index = {bucket: i for i, (bucket, _x) in enumerate(columns)}
+    cells = {t["pk"]: [None] * len(columns) for t in tasks}
+    for row in rows:
+        if row["split"] == "train" and row["task_id"] in cells:
+            cells[row["task_id"]][index[row["bucket"]]] = row["wins"] / row["n"]
+    trends = task_trends(tasks, rows)
+    held_out = task_trends(tasks, rows, split="test")
+    for trend, test in zip(trends, held_out, strict=True):
+        trend["heldout_latest"] = test["latest"]
+    return {
+        "experiment": experiment.pk,
+        "status": experiment.status,
+        "finished": experiment.finished,
+        "bucket": size,
+        "splits": _overall(rows),
+        "heatmap": {
+            "x": [x for _bucket_index, x in columns],
+            "tasks": tasks,
+            "z": [cells[t["pk"]] for t in tasks],
+            "newly_failing": newly_failing_order(trends),
+        },
+        "trends": trends,
+        "metrics": {name: line for (_pk, name), line in metrics.items()},
+    }
+
+
+CHECKPOINTS_SHOWN = 50
+
+
+def experiment_page(experiment):
+    """What the experiment page shows besides its curves: the newest checkpoints and the groups
+    of the latest iteration that sampled any (each with its task) — three queries."""
+    from experiments.models import Iteration
+
+    checkpoints = list(
+        experiment.checkpoints.order_by("-version").only(
+            "experiment_id", "version", "created_at", "path", "metrics"
+        )[:CHECKPOINTS_SHOWN]
+    )
+    latest = (
+        Iteration.objects.filter(experiment=experiment, phase="grpo", episodes_done__gt=0)
+        .only("index", "groups")
+        .order_by("-index")
+        .first()
+    )
+    tasks = {t["pk"]: t["task_id"] for t in experiment_tasks(experiment)}
+    groups = []
+    if latest is not None:
+        groups = [
+            {"task": task_pk, "task_id": tasks.get(task_pk, f"task {task_pk}"), "variant": variant}
+            for task_pk, variant in latest.groups
+        ]
+    return {"checkpoints": checkpoints, "latest_iteration": latest, "groups": groups}
+
+
+# --- GRPO group view ----------------------------------------------------------------------------
+
+ADVANTAGE_EPS = 1e-4  # as trainer.grpo.group_advantages
+
+
+def _call_text(step):
+    """One step as a comparable line: the call (method, path, body), the final answer or the
+    format error."""
+    action = step["action"]
+    if not action:
+        return "format error"
+    if "final" in action:
+        return f"final: {action['final']}"
+    body = action.get("body")
+    text = f"{action.get('method', '?')} {action.get('path', '?')}"
+    return f"{text} {json.dumps(body, sort_keys=True)}" if body not in (None, {}, "") else text
+
+
+def grpo_group(experiment, index, task_pk, variant):
+    """The samples of one task variant in iteration ``index``: each with its reward, advantage
+    (reward - group mean, divided by the group's std as the GRPO update does), success, turns and
+    calls; ``first_difference``: the first step at which the samples' calls differ (None when they
+    all made the same calls); ``zero_variance``: every reward equal, no learning signal. Four
+    queries (iteration, episodes, steps, the iteration's tasks). Raises Iteration.DoesNotExist."""
+    from experiments.models import Episode, Iteration, Step
+
+    iteration = Iteration.objects.only("index", "groups", "phase").get(experiment=experiment, index=index)
+    episodes = list(
+        Episode.objects.filter(iteration=iteration, task_id=task_pk, variant_index=variant, split="train")
+        .select_related("task")
+        .only("pk", "sample_index", "reward", "success", "turns", "finished", "tokens", "instruction", "task")
+        .order_by("sample_index")
+    )
+    calls = {e.pk: [] for e in episodes}
+    steps = Step.objects.filter(episode_id__in=list(calls)).order_by("episode_id", "index")
+    for step in steps.values("episode_id", "index", "action", "response__status"):
+        calls[step["episode_id"]].append({"text": _call_text(step), "status": step["response__status"]})
+    rewards = [e.reward for e in episodes]
+    mean = sum(rewards) / len(rewards) if rewards else 0.0
+    std = statistics.stdev(rewards) if len(rewards) > 1 else 0.0
+    zero_variance = bool(rewards) and max(rewards) == min(rewards)
+    first = _first_difference([[c["text"] for c in calls[e.pk]] for e in episodes])
+    samples = []
+    for episode in episodes:
+        made = calls[episode.pk]
+        advantage = 0.0 if zero_variance else (episode.reward - mean) / (std + ADVANTAGE_EPS)
+        samples.append(
+            {
+                "episode": episode,
+                "advantage": advantage,
+                "centred": episode.reward - mean,
+                "calls": made,
+                "diverging_call": (made[first] if first is not None and first < len(made) else None),
+            }
+        )
+    task_names = {t["pk"]: t["task_id"] for t in experiment_tasks(experiment)}
+    return {
+        "iteration": iteration,
+        "task_id": task_names.get(int(task_pk), str(task_pk)),
+        "samples": samples,
+        "mean": mean,
+        "std": std,
+        "zero_variance": zero_variance,
+        "first_difference": first,
+        "best": max(episodes, key=lambda e: (e.reward, -e.sample_index)) if episodes else None,
+        "worst": min(episodes, key=lambda e: (e.reward, e.sample_index)) if episodes else None,
+        "siblings": [
+            {"task": t, "task_id": task_names.get(t, str(t)), "variant": v} for t, v in iteration.groups
+        ],
+    }
+
+
+def _first_difference(sequences):
+    """The first index at which the sequences differ (one ending earlier counts), or None."""
+    if len(sequences) < 2:
+        return None
+    for position in range(max(len(s) for s in sequences)):
+        seen = {s[position] if position < len(s) else None for s in sequences}
+        if len(seen) > 1:
+            return position
+    return None
+
+
+# --- Comparing experiments ----------------------------------------------------------------------
+
+COMPARE_LIMIT = 8
+SOLVED = 0.5  # a task counts as solved by a run when at least half its final episodes succeed
+
+
+def compare_runs(ids):
+    """Several experiments side by side (three queries): each run's curves per split, and a
+    per-task table of final reward and success — from the last held-out evaluation, or, for a run
+    without one, from the last iteration that sampled the task — with the tasks each run solves
+    that another does not."""
+    from experiments.models import Experiment, Task
+
+    experiments = list(
+        Experiment.objects.select_related("suite", "owner").defer("traceback").filter(pk__in=ids)
+    )
+    experiments.sort(key=lambda e: ids.index(e.pk))
+    size = bucket_size(max((e.current_iteration for e in experiments), default=1))
+    rows = episode_aggregates([e.pk for e in experiments], size)
+    per_run = {e.pk: [] for e in experiments}
+    for row in rows:
+        per_run[row["experiment_id"]].append(row)
+    curves = [(e, _overall(per_run[e.pk])) for e in experiments]
+    finals = {e.pk: _final_per_task(per_run[e.pk]) for e in experiments}
+    task_pks = sorted({pk for final in finals.values() for pk in final})
+    names = dict(Task.objects.filter(pk__in=task_pks).values_list("pk", "task_id"))
+    table = []
+    for pk in sorted(task_pks, key=lambda p: names.get(p, "")):
+        cells = [finals[e.pk].get(pk) for e in experiments]
+        solved = [c is not None and c["success"] >= SOLVED for c in cells]
+        table.append(
+            {
+                "task": pk,
+                "task_id": names.get(pk, str(pk)),
+                "cells": [dict(c, solved=s) if c else None for c, s in zip(cells, solved, strict=True)],
+                "uneven": any(solved) and not all(solved),
+            }
+        )
+    solves_only = {
+        e.pk: [
+            row["task_id"] for row in table if row["cells"][i] and row["cells"][i]["solved"] and row["uneven"]
+        ]
+        for i, e in enumerate(experiments)
+    }
+    return {
+        "experiments": experiments,
+        "curves": curves,
+        "bucket": size,
+        "tasks": table,
+        "solves_only": solves_only,
+    }
+
+
+def _final_per_task(rows):
+    """``{task pk: {reward, success, split, iteration}}``: the last held-out bucket of each task,
+    or its last train bucket when the run has no held-out evaluation of it."""
+    final = {}
+    for split in ("train", "test"):  # test last: it wins where both exist
+        for row in rows:
+            if row["split"] == split:
+                final[row["task_id"]] = {
+                    "reward": row["mean"],
+                    "success": row["wins"] / row["n"],
+                    "split": split,
+                    "iteration": row["x"],
+                }
+    return final
