@@ -60,3 +60,53 @@ def test_forks_do_not_share_rows(acme_template):
     a, b = acme_template.fork(), acme_template.fork()
     m.Issue.objects.filter(world=a, key="WEB-1").update(summary="changed in a")
     assert m.Issue.objects.get(world=b, key="WEB-1").summary == "Checkout redesign"
+
+
+def test_a_fork_copies_every_table_in_the_templates_order(acme_template, acme):
+    from simulator.forking import copied_models
+
+    def rows(model, world):
+        if any(f.name == "world" for f in model._meta.concrete_fields):
+            qs = model.objects.filter(world=world)
+        else:  # a many-to-many table, through its owner
+            owner = next(f for f in model._meta.concrete_fields if f.is_relation)
+            qs = model.objects.filter(**{f"{owner.name}__world": world})
+        return qs.order_by("pk")
+
+    for model in copied_models():
+        assert rows(model, acme).count() == rows(model, acme_template).count(), model.__name__
+    # Keys are new, their order (creation order) is the template's.
+    assert [i.key for i in rows(m.Issue, acme)] == [i.key for i in rows(m.Issue, acme_template)]
+    assert [p.title for p in rows(m.Page, acme)] == [p.title for p in rows(m.Page, acme_template)]
+    fields = ("author__email", "update_author__email", "issue__key", "ext_id", "body")
+    assert list(rows(m.Comment, acme).values_list(*fields)) == list(
+        rows(m.Comment, acme_template).values_list(*fields)
+    )
+
+
+def test_a_fork_remembers_its_configuration_as_written(acme_template, acme):
+    from simulator.world_config import WorldConfig, _rows_of, cached_config
+
+    remembered, read = cached_config(acme), WorldConfig(_rows_of(acme))
+    assert [(u.pk, u.account_id, u.api_token) for u in remembered.users] == [
+        (u.pk, u.account_id, u.api_token) for u in read.users
+    ]
+    assert [(p.pk, p.key, p.lead_id, p.workflow_id) for p in remembered.projects] == [
+        (p.pk, p.key, p.lead_id, p.workflow_id) for p in read.projects
+    ]
+    assert sorted((t.pk, t.workflow_id, t.to_status_id) for t in remembered.rows[m.Transition]) == sorted(
+        (t.pk, t.workflow_id, t.to_status_id) for t in read.rows[m.Transition]
+    )
+
+
+def test_on_postgresql_a_fork_is_one_copy_statement(acme_template):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        return
+    acme_template.fork()  # prepares the statement on this connection
+    with CaptureQueriesContext(connection) as queries:
+        acme_template.fork()
+    # The world's row, the copy, and Django's savepoint around them.
+    assert len(queries) <= 4, [q["sql"][:80] for q in queries]
