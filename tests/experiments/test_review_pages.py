@@ -219,3 +219,18 @@ def test_a_queue_item_of_a_deleted_review_state_still_renders(reviewer, history)
     queue = _queue(reviewer, {}, 2)
     assert QueueItem.objects.filter(queue=queue).count() == 2
     assert reviewer.get(reverse("review-queue", args=[queue.pk])).status_code == 200
+
+
+def test_the_command_flags_suspicious_passes_and_exports(history, tmp_path):
+    from django.core.management import call_command
+
+    passed = Episode.objects.filter(success=True).order_by("id").first()
+    Step.objects.filter(episode=passed).update(parse_error="no JSON object in the output", request=None)
+    call_command("review", "flag", "--experiment", str(history.pk))
+    flags = Review.objects.get(episode=passed).flags
+    assert "format_errors" in {f["rule"] for f in flags}
+    out = tmp_path / "reviewed.jsonl"
+    call_command("review", "export", "--out", str(out), "--filter", "success=1")
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert passed.pk in {r["episode"] for r in records}
+    assert all(r["success"] for r in records)
