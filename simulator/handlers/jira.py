@@ -4,6 +4,7 @@ concern."""
 from simulator.handlers import (
     jira_comments,
     jira_issues,
+    jira_jql_parse,
     jira_links,
     jira_meta,
     jira_meta_search,
@@ -19,4 +20,5 @@ routes = (
     + jira_comments.routes
     + jira_links.routes
     + jira_search.routes
+    + jira_jql_parse.routes
 )

@@ -16,9 +16,15 @@ DOCS = {"jira": "jira-platform-v3.openapi.json", "agile": "jira-software-agile.o
 
 
 def _json_schema(node):
-    """OpenAPI 3.0 says ``nullable: true`` where JSON Schema says ``type: [..., "null"]``."""
+    """OpenAPI 3.0 says ``nullable: true`` where JSON Schema says ``type: [..., "null"]``.
+
+    Atlassian's generator also writes ``additionalProperties: false`` beside an ``anyOf`` without
+    ``properties`` (``JqlQueryClause``): read as JSON Schema that forbids every property, which
+    OpenAPI tools ignore; it is dropped here so the alternatives decide."""
     if isinstance(node, dict):
         out = {k: _json_schema(v) for k, v in node.items()}
+        if "anyOf" in out and out.get("additionalProperties") is False and "properties" not in out:
+            del out["additionalProperties"]
         if out.pop("nullable", False):
             if "type" in out:
                 out["type"] = (
