@@ -7,7 +7,8 @@ PARSE = "/rest/api/3/jql/parse"
 
 def test_it_gives_the_syntax_tree_of_each_query(jira):
     queries = [
-        'project = OPS AND (labels in (backend, "two words") OR assignee = currentUser()) ORDER BY created DESC',
+        'project = OPS AND (labels in (backend, "two words") OR assignee = currentUser()) '
+        "ORDER BY created DESC",
         "status is not EMPTY",
     ]
     r = jira.post(PARSE, json={"queries": queries}, params={"validation": "strict"})
