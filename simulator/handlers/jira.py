@@ -3,6 +3,7 @@ concern."""
 
 from simulator.handlers import (
     jira_comments,
+    jira_history,
     jira_issues,
     jira_jql_parse,
     jira_links,
@@ -18,6 +19,7 @@ routes = (
     + jira_issues.routes
     + jira_workflow.routes
     + jira_comments.routes
+    + jira_history.routes
     + jira_links.routes
     + jira_search.routes
     + jira_jql_parse.routes

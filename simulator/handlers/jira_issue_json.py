@@ -368,6 +368,10 @@ def issue_json(req, issue, fields, expand=()):
         from simulator.handlers.jira_workflow import transitions_json
 
         out["transitions"] = transitions_json(req, issue, with_fields=False)
+    if "changelog" in expand:
+        from simulator.handlers.jira_history import changelog_expansion
+
+        out["changelog"] = changelog_expansion(req, issue)
     return out
 
 

@@ -3,6 +3,7 @@ statuses, issue types, resolutions, link types, create metadata)."""
 
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import FIELDS, SPRINT_FIELD, STORY_POINTS_FIELD, field_meta
+from simulator.handlers.jira_issue_json import find_issue
 from simulator.routing import Routes, jira_error
 from simulator.world_config import config_for
 
@@ -301,6 +302,36 @@ def createmeta(req):
             entry["issuetypes"].append(item)
         out.append(entry)
     return {"expand": "projects", "projects": out}
+
+
+@routes.get(
+    f"{API}/issue/{{issueIdOrKey}}/editmeta",
+    operation="getEditIssueMeta",
+    summary="The fields an edit of the issue may set, with their operations and allowed values",
+    params=["overrideScreenSecurity", "overrideEditableFlag"],
+)
+def editmeta(req):
+    issue = find_issue(req, req.path_params["issueIdOrKey"], ["summary"])
+    config = config_for(req.world)
+    project = config.project_by_pk[issue.project_id]
+    issue_type = config.issue_type_by_pk[issue.issue_type_id]
+    fields = create_fields(req, project, issue_type)
+    del fields["project"]  # an edit cannot move an issue to another project
+    fields["issuetype"] = field_meta(
+        "issuetype",
+        required=True,
+        allowed_values=[
+            render.issue_type_json(req, t) for t in config.issue_types if t.subtask == issue_type.subtask
+        ],
+    )
+    fields["reporter"]["required"] = False
+    fields["resolution"] = field_meta(
+        "resolution", allowed_values=[render.resolution_json(req, r) for r in config.resolutions]
+    )
+    # FieldMetadata (editmeta) has no fieldId, unlike createmeta's fields.
+    return {
+        "fields": {fid: {k: v for k, v in meta.items() if k != "fieldId"} for fid, meta in fields.items()}
+    }
 
 
 # --- Configuration lists --------------------------------------------------------------------------
