@@ -228,7 +228,7 @@ def offset_results(req, path, items, start, limit, more, extra=None):
     }
 
 
-def _offset(req, default_limit=25, maximum=200):
+def offset_params(req, default_limit=25, maximum=200):
     return req.int_param("start", 0), req.int_param("limit", default_limit, minimum=1, maximum=maximum)
 
 
@@ -312,7 +312,7 @@ def create_content(req):
 )
 def list_content(req):
     kind = req.param("type") or "page"
-    start, limit = _offset(req)
+    start, limit = offset_params(req)
     statuses = req.param_list("status") or ["current"]
     qs = store.pages(req).filter(status__in=statuses)
     if kind != "page":
@@ -426,7 +426,7 @@ def content_history(req):
 )
 def child_pages(req):
     page = _content(req)
-    start, limit = _offset(req)
+    start, limit = offset_params(req)
     expand = parse_expand(req)
     qs = store.pages(req).filter(parent=page, status="current").order_by("position", "ext_id")
     if "metadata.labels" in expand:
@@ -486,7 +486,7 @@ def add_labels(req):
 )
 def list_labels(req):
     page = _content(req, ("current", "draft"))
-    start, limit = _offset(req, default_limit=200, maximum=200)
+    start, limit = offset_params(req, default_limit=200, maximum=200)
     labels = PageLabel.objects.filter(page=page).order_by("name", "ext_id")
     if req.param("prefix"):
         labels = labels.filter(prefix=req.param("prefix"))
