@@ -14,6 +14,8 @@ from experiments.policies import (
     checkpoint_dir,
     experiment_config,
     experiment_system_prompt,
+    local_checkpoint,
+    publish_checkpoint,
     worker_policy,
 )
 
@@ -78,9 +80,10 @@ def train_update(experiment, iteration, version):
     policy, entry = worker_policy(experiment, version - 1, config, system)
     settings = config.sft() if iteration.phase == "sft" else config.grpo()
     policy.optimizer = make_optimizer(policy.model, settings.learning_rate, settings.weight_decay)
-    previous = checkpoint_dir(experiment.pk, version - 1)[1] + ".optimizer.pt"
-    if version > 1 and experiment.phase(version - 1) == iteration.phase and os.path.exists(previous):
-        policy.optimizer.load_state_dict(torch.load(previous, weights_only=True))
+    if version > 1 and experiment.phase(version - 1) == iteration.phase:
+        previous = local_checkpoint(experiment.pk, version - 1) + ".optimizer.pt"
+        if os.path.exists(previous):
+            policy.optimizer.load_state_dict(torch.load(previous, weights_only=True))
     entry["loaded"] = None  # the update changes the cached adapter in place
     if iteration.phase == "sft":
         metrics = sft_epoch(policy, experiment, spec, config, settings, iteration.index)
@@ -93,6 +96,7 @@ def train_update(experiment, iteration, version):
     os.replace(tmp, folder + ".optimizer.pt")
     numbers = metric_numbers(metrics)
     save_checkpoint(policy.model, folder, version, config.model, numbers)
+    publish_checkpoint(experiment.pk, version)
     entry["loaded"] = adapter_key(experiment, version)
     with transaction.atomic():
         Checkpoint.objects.update_or_create(

@@ -4,6 +4,7 @@ this process (on_commit callbacks are captured, not run, so nothing is dispatche
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -147,3 +148,35 @@ def test_simworld_prune_deletes_kept_worlds(make_user, suite):
 
     assert not World.objects.filter(is_template=False).exists()
     assert Episode.objects.filter(experiment=experiment).count() == 2  # the episodes stay
+
+
+@pytest.mark.django_db
+def test_checkpoints_go_through_the_storage_api_and_are_downloaded_once(make_user, suite, settings):
+    import shutil
+
+    from django.core.files.storage import default_storage
+
+    from experiments import policies
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    experiment = launch(make_user, suite)
+    run_iteration_here(experiment, 1)
+    name = policies.checkpoint_name(experiment.pk, 1)
+    assert default_storage.exists(f"{name}/adapter_model.safetensors")
+    assert default_storage.exists(f"{name}/checkpoint.json") and default_storage.exists(
+        f"{name}.optimizer.pt"
+    )
+    cache = policies.checkpoint_dir(experiment.pk, 1)[1]
+    shutil.rmtree(cache)  # another host: nothing cached
+    for entry in policies._POLICIES.values():
+        entry["loaded"] = None
+
+    run_iteration_here(experiment, 2)  # its rollouts and its update start from version 1
+
+    experiment.refresh_from_db()
+    assert experiment.status == "completed", experiment.traceback
+    assert (Path(cache) / ".complete").is_file() and (Path(cache) / "adapter_model.safetensors").is_file()
+    assert default_storage.exists(f"{policies.checkpoint_name(experiment.pk, 2)}/adapter_model.safetensors")
