@@ -231,6 +231,14 @@ def step_detail(step) -> dict:
     }
 
 
+def observation_before(episode, index) -> str:
+    """What the model acted on at step ``index``: the previous step's observation, or the
+    instruction for the first step."""
+    earlier = Step.objects.filter(episode=episode, index__lt=index).order_by("-index")
+    seen = earlier.values_list("observation", flat=True).first()
+    return episode.instruction if seen is None else seen
+
+
 def prompt_turns(episode, index):
     """What the model had read before step ``index``: the instruction, then each earlier output
     and the observation it got back."""

@@ -59,7 +59,7 @@ def episodes_index(request):
 def _episode(pk):
     episode = (
         Episode.objects.select_related("experiment", "iteration", "task", "review__assignee")
-        .defer("task__spec", "experiment__hyperparameters", "experiment__traceback")
+        .defer("experiment__hyperparameters", "experiment__traceback")
         .filter(pk=pk)
         .first()
     )
@@ -112,6 +112,7 @@ def episode_detail(request, pk):
             steps=steps,
             current=current,
             detail=replay.step_detail(step) if step else None,
+            seen=replay.observation_before(episode, step.index) if step else "",
             review=existing,
             suggested=suggested,
             flags=flags,
@@ -162,11 +163,16 @@ def episode_step(request, pk, index):
             "experiments/partials/episode_prompt.html",
             {"episode": episode, "turns": replay.prompt_turns(episode, index)},
         )
-    world_slug = Episode.objects.filter(pk=pk).values_list("world_slug", flat=True).first()
+    episode = Episode.objects.only("id", "world_slug", "instruction").get(pk=pk)
     return render(
         request,
         "experiments/partials/episode_step.html",
-        {"detail": replay.step_detail(step), "episode_id": pk, "world_slug": world_slug},
+        {
+            "detail": replay.step_detail(step),
+            "episode_id": pk,
+            "world_slug": episode.world_slug,
+            "seen": replay.observation_before(episode, step.index),
+        },
     )
 
 

@@ -106,7 +106,9 @@ def test_the_browser_runs_a_fixed_number_of_queries(viewer, history, django_asse
 
 def test_the_replay_page_shows_the_steps_and_the_first_step(viewer, history, django_assert_num_queries):
     episode = Episode.objects.filter(success=False).order_by("id").first()
-    with django_assert_num_queries(8):
+    # session, user, episode with its relations, step list, current step, the observation before
+    # it, comments, permissions (user, groups)
+    with django_assert_num_queries(9):
         response = viewer.get(reverse("episode", args=[episode.pk]))
     html = response.content.decode()
     assert response.status_code == 200
@@ -139,11 +141,25 @@ def test_the_replay_page_opens_an_episode_of_hundreds_of_steps_in_fixed_queries(
             for n in range(10, 400)
         ]
     )
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         html = viewer.get(reverse("episode", args=[episode.pk]), {"step": 200}).content.decode()
     index = list(Step.objects.filter(episode=episode).order_by("index").values_list("index", flat=True))[200]
     assert f"<h2>Step {index}</h2>" in html
     assert html.count('class="step-link') == Step.objects.filter(episode=episode).count()
+
+
+def test_a_reviewer_in_a_queue_gets_the_same_page_in_two_more_queries(
+    client, make_user, history, django_assert_num_queries
+):
+    from experiments.review import build_queue
+
+    rita = make_user("rita", role="reviewers")
+    client.force_login(rita)
+    queue = build_queue(name="q", filters={"success": "0"}, size=3, members=[rita], created_by=rita)
+    episode = queue.items.first().episode
+    with django_assert_num_queries(11):  # and the queue item, the reviewers to assign to
+        html = client.get(reverse("episode", args=[episode.pk]), {"queue": queue.pk}).content.decode()
+    assert 'id="complete-next"' in html
 
 
 def test_a_step_fragment_shows_the_call_response_and_world_changes(viewer, history):
@@ -153,6 +169,8 @@ def test_a_step_fragment_shows_the_call_response_and_world_changes(viewer, histo
     assert str(step.response["status"]) in html
     change = step.world_changes[0]
     assert change["field"] in html and "world-diff" in html
+    previous = Step.objects.get(episode=step.episode, index=step.index - 1) if step.index else None
+    assert (previous.observation if previous else step.episode.instruction) in html
     prompt = viewer.get(reverse("episode-step", args=[step.episode_id, step.index]), {"prompt": 1})
     assert step.episode.instruction[:30] in prompt.content.decode()
 
