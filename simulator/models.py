@@ -307,6 +307,11 @@ class Issue(WorldOwned):
     )
     due_date = models.DateField(null=True, blank=True)
     story_points = models.FloatField(null=True, blank=True)
+    rank = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="board order set by the rank API; unranked issues follow, oldest first",
+    )
     components = models.ManyToManyField(Component, blank=True, related_name="issues")
     fix_versions = models.ManyToManyField(Version, blank=True, related_name="issues")
     sprints = models.ManyToManyField(Sprint, blank=True, related_name="issues")

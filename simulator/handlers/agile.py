@@ -3,6 +3,6 @@
 Agile ids (boards, sprints) are integers. Errors use Jira's ``{"errorMessages", "errors"}`` shape.
 """
 
-from simulator.handlers import agile_boards, agile_sprints
+from simulator.handlers import agile_boards, agile_rank, agile_sprints
 
-routes = agile_boards.routes + agile_sprints.routes
+routes = agile_boards.routes + agile_sprints.routes + agile_rank.routes

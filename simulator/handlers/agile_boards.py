@@ -153,6 +153,78 @@ def board_issues(req):
     return issue_list(req, board_issue_rows(find_board(req)))
 
 
+# --- Epics ----------------------------------------------------------------------------------------
+
+
+def _epics(req, board):
+    config = config_for(req.world)
+    epic_types = [pk for pk, t in config.issue_type_by_pk.items() if t.hierarchy_level == 1]
+    return board_issue_rows(board).filter(issue_type_id__in=epic_types)
+
+
+def epic_json(req, config, epic):
+    return {
+        "id": epic.ext_id,
+        "key": epic.key,
+        "self": agile_url(req, f"/epic/{epic.ext_id}"),
+        "name": epic.summary,
+        "summary": epic.summary,
+        "color": {"key": f"color_{epic.ext_id % 14 + 1}"},
+        "done": config.status_by_pk[epic.status_id].category == "done",
+    }
+
+
+@routes.get(
+    f"{AGILE}/board/{{boardId}}/epic",
+    operation="getEpics",
+    summary="The epics of the board's project, in board order; done=true|false filters",
+    params=["startAt", "maxResults", "done"],
+)
+def list_epics(req):
+    board = find_board(req)
+    config = config_for(req.world)
+    epics = sorted(_epics(req, board), key=lambda e: (e.rank is None, e.rank or 0, e.ext_id))
+    if req.param("done") not in (None, ""):
+        done = req.bool_param("done")
+        epics = [e for e in epics if (config.status_by_pk[e.status_id].category == "done") == done]
+    start, size = page_params(req)
+    return {
+        "maxResults": size,
+        "startAt": start,
+        "total": len(epics),
+        "isLast": start + size >= len(epics),
+        "values": [epic_json(req, config, e) for e in epics[start : start + size]],
+    }
+
+
+@routes.get(
+    f"{AGILE}/board/{{boardId}}/epic/{{epicId}}/issue",
+    operation="getBoardIssuesForEpic",
+    summary="The board's issues whose parent is the epic",
+    params=ISSUE_LIST_PARAMS,
+)
+def epic_issues(req):
+    board = find_board(req)
+    text = req.path_params["epicId"]
+    epic = _epics(req, board).filter(ext_id=int(text)).first() if text.isdecimal() else None
+    if epic is None:
+        raise jira_error(404, f"The epic {text} does not exist on this board.")
+    return issue_list(req, board_issue_rows(board).filter(parent_id=epic.pk))
+
+
+@routes.get(
+    f"{AGILE}/board/{{boardId}}/epic/none/issue",
+    operation="getIssuesWithoutEpicForBoard",
+    summary="The board's issues that belong to no epic (epics themselves left out)",
+    params=ISSUE_LIST_PARAMS,
+)
+def issues_without_epic(req):
+    board = find_board(req)
+    epics = _epics(req, board)
+    issues = board_issue_rows(board).exclude(pk__in=epics.values("pk")).exclude(parent__in=epics)
+    return issue_list(req, issues)
+
+
 @routes.get(f"{AGILE}/issue/{{issueIdOrKey}}", operation="getAgileIssue", summary="One issue, agile view")
 def get_issue(req):
     fields = parse_fields(req.param_list("fields"))

@@ -9,6 +9,8 @@ are ISO 8601 with an offset.
 import dataclasses
 import datetime as dt
 
+from django.db.models import F
+
 from simulator.handlers.jira_issue_json import issue_json, load_issues, parse_fields
 from simulator.handlers.jira_render import avatar_urls
 from simulator.jql import JqlError, compile_jql
@@ -164,11 +166,14 @@ def as_platform_v2(req):
 
 def issue_list(req, issues):
     """``{"expand", "startAt", "maxResults", "total", "issues"}`` of ``issues`` (a queryset of the
-    board's or sprint's issues), narrowed by the ``jql`` parameter and paged."""
+    board's or sprint's issues), narrowed by the ``jql`` parameter and paged; in board order
+    (rank) unless the query orders them."""
     try:
         query = compile_jql(req.world, req.param("jql") or "", user=req.user)
     except JqlError as err:
         raise jira_error(400, str(err)) from None
+    if query.ordering == ("ext_id",):
+        query.ordering = (F("rank").asc(nulls_last=True), "ext_id")
     start, size = page_params(req, maximum=1000)
     fields = parse_fields(req.param_list("fields"))
     expand = set(req.param_list("expand"))

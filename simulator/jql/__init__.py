@@ -23,7 +23,7 @@ Fields (aliases in brackets): project, key [issuekey, id, issue], issuetype [typ
 statusCategory, priority, assignee, reporter, creator, watcher, labels, summary, description,
 comment, text, resolution, created [createdDate], updated [updatedDate], duedate [due], resolved
 [resolutiondate], sprint [cf[10020]], parent, component, fixVersion, "Story Points" ["Story point
-estimate", cf[10016]]; ``rank`` only in ORDER BY (creation order stands in for it). Functions:
+estimate", cf[10016]]; ``rank`` only in ORDER BY (the board order the rank API sets). Functions:
 currentUser(), membersOf(group), now(), startOf/endOf Day/Week/Month/Year([±N unit]),
 openSprints(), closedSprints(), futureSprints(), releasedVersions([project]),
 unreleasedVersions([project]), linkedIssues(key[, "blocks"]), watchedIssues().

@@ -359,5 +359,6 @@ FIELDS = {
     "story points": _STORY_POINTS,
     "story point estimate": _STORY_POINTS,
     f"cf[{STORY_POINTS_CF}]": _STORY_POINTS,
-    "rank": _Field(frozenset(), None, ("ext_id",)),  # no Rank field: creation order stands in
+    # Ranked issues in rank order, then the unranked (new ones rank last), oldest first.
+    "rank": _Field(frozenset(), None, ("rank",)),
 }
