@@ -84,3 +84,13 @@ def test_a_wrong_token_is_refused_by_the_jira_package(site):
     with pytest.raises(jira_client.JIRAError) as err:
         jira_client.JIRA(site["site"], basic_auth=(site["email"], "wrong"), max_retries=0)
     assert err.value.status_code == 401
+
+
+def test_the_jira_package_ranks_issues_and_reads_their_history(site):
+    jira = jira_client.JIRA(site["site"], basic_auth=(site["email"], site["token"]), max_retries=0)
+    jira.rank("WEB-5", next_issue="WEB-2")
+    board = [i.key for i in jira.search_issues("project = WEB ORDER BY rank", maxResults=False)]
+    assert board.index("WEB-5") == board.index("WEB-2") - 1
+    jira.issue("WEB-5").update(labels=[{"add": "ranked"}])
+    histories = jira.issue("WEB-5", expand="changelog").changelog.histories
+    assert [item.field for history in histories for item in history.items] == ["rank", "labels"]
