@@ -144,27 +144,34 @@ def experiment_tasks(experiment):
     return list(tasks.values("pk", "task_id"))
 
 
-def episode_aggregates(experiment_ids, size, by_task=True):
-    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations[, task]):
-    ``x`` (the bucket's last iteration), ``n``, ``wins`` (successes), reward ``mean``/``lo``/``hi``.
-    One query."""
-    from experiments.models import Episode
+def episode_aggregates(experiment_ids, size):
+    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations, task):
+    ``x`` (the bucket's last iteration), ``bucket`` (0-based), ``n``, ``wins`` (successes), reward
+    ``mean``/``lo``/``hi``; ordered by those keys. Two queries: the iterations' indexes, then the
+    episodes — grouped by iteration without a join while a bucket is one iteration (an index-only
+    scan of exp_episode_curve), by buckets joined to their iteration's index beyond MAX_POINTS."""
+    from experiments.models import Episode, Iteration
 
-    keys = ["experiment_id", "split", "bucket"] + (["task_id"] if by_task else [])
-    return list(
-        Episode.objects.filter(experiment_id__in=experiment_ids)
-        .annotate(bucket=_bucket("iteration__index", size))
-        .values(*keys)
-        .annotate(
-            x=Max("iteration__index"),
-            n=Count("pk"),
-            wins=Count("pk", filter=Q(success=True)),
-            mean=Avg("reward"),
-            lo=Min("reward"),
-            hi=Max("reward"),
-        )
-        .order_by(*keys)
-    )
+    indexes = dict(Iteration.objects.filter(experiment_id__in=experiment_ids).values_list("pk", "index"))
+    stats = {
+        "n": Count("pk"),
+        "wins": Count("pk", filter=Q(success=True)),
+        "mean": Avg("reward"),
+        "lo": Min("reward"),
+        "hi": Max("reward"),
+    }
+    episodes = Episode.objects.filter(experiment_id__in=experiment_ids)
+    if size > 1:
+        keys = ["experiment_id", "split", "bucket", "task_id"]
+        episodes = episodes.annotate(bucket=_bucket("iteration__index", size))
+        return list(episodes.values(*keys).annotate(x=Max("iteration__index"), **stats).order_by(*keys))
+    keys = ["experiment_id", "split", "iteration_id", "task_id"]
+    rows = list(episodes.values(*keys).annotate(**stats).order_by(*keys))
+    for row in rows:
+        row["x"] = indexes[row.pop("iteration_id")]
+        row["bucket"] = row["x"] - 1
+    rows.sort(key=lambda r: (r["experiment_id"], r["split"], r["bucket"], r["task_id"]))
+    return rows
 
 
 def metric_series(experiment_ids, names, size, split="train"):

@@ -183,7 +183,8 @@ def test_a_failed_experiment_shows_its_error_and_traceback_escaped(viewer, owner
 
 
 def test_the_curves_are_sql_aggregates_of_the_episodes(viewer, history, django_assert_num_queries):
-    with django_assert_num_queries(6):  # session, user, experiment, tasks, episode and metric aggregates
+    # session, user, experiment, tasks, iteration indexes, episode and metric aggregates
+    with django_assert_num_queries(7):
         body = viewer.get(reverse("experiment-curves", args=[history.pk])).json()
     figures = body["figures"]
     for figure in figures.values():
@@ -235,7 +236,7 @@ def test_long_runs_are_downsampled_to_at_most_max_points_per_line(viewer, histor
         for i in range(13, iterations + 1)
     )
     Experiment.objects.filter(pk=history.pk).update(current_iteration=iterations)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         body = viewer.get(reverse("experiment-curves", args=[history.pk])).json()
     assert body["bucket"] == 3
     loss = body["figures"]["loss"]["data"][0]
@@ -358,7 +359,8 @@ def test_compare_overlays_curves_diffs_configs_and_tables_tasks(
     b = record_history(
         owner=owner, suite=suite, iterations=8, eval_every=4, seed=2, model_name="smollm2-135m"
     )
-    with django_assert_num_queries(5):  # session, user, experiments, episode aggregates, task names
+    # session, user, experiments, iteration indexes, episode aggregates, task names
+    with django_assert_num_queries(6):
         response = viewer.get(reverse("experiment-compare"), {"ids": f"{a.pk},{b.pk}"})
     html = response.content.decode()
     differing = {row["key"]: row["values"] for row in response.context["differing"]}
