@@ -25,6 +25,12 @@ TITLES = {
 }
 
 
+def _text(value):
+    """User text for plotly: it reads a few HTML tags in names and labels (links among them), so
+    ``<`` and ``&`` are given as entities, which plotly shows as the characters they stand for."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _layout(title, *, y_title="", y_range=None, height=300, bucket=1, **extra):
     x_title = "iteration" if bucket == 1 else f"iteration (mean of {bucket} per point)"
     layout = {
@@ -102,7 +108,7 @@ def heatmap_figure(curves):
     trace = {
         "type": "heatmap",
         "x": heatmap["x"],
-        "y": [t["task_id"] for t in tasks],
+        "y": [_text(t["task_id"]) for t in tasks],
         "z": heatmap["z"],
         "zmin": 0,
         "zmax": 1,
@@ -158,7 +164,7 @@ def compare_figures(runs, size):
     ``[(experiment, {split: line})]`` as selectors.compare_runs gives them."""
     reward, success = [], []
     for color, (experiment, splits) in zip(PALETTE * 4, runs, strict=False):
-        label = f"#{experiment.pk} {experiment.name}"
+        label = _text(f"#{experiment.pk} {experiment.name}")
         if "train" in splits:
             line = splits["train"]
             reward.append(_line(line["x"], line["mean"], label, color=color, meta={"smooth": True}))

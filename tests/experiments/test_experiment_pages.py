@@ -497,3 +497,15 @@ def test_clone_prefills_from_the_parent_and_shows_the_diff(client, owner):
     response = client.post(reverse("experiment-new"), data)
     clone = Experiment.objects.exclude(pk=parent.pk).get()
     assert clone.name == f"parent <run> (clone of #{parent.pk})" and clone.hyperparameters["iterations"] == 3
+
+
+def test_names_reach_the_figures_as_text_not_markup(viewer, suite, owner):
+    a = record_history(
+        owner=owner, suite=suite, iterations=2, seed=1, name="<a href='javascript:alert(1)'>x</a>"
+    )
+    b = record_history(owner=owner, suite=suite, iterations=2, seed=2)
+    response = viewer.get(reverse("experiment-compare"), {"ids": f"{a.pk},{b.pk}"})
+    html = response.content.decode()
+    assert "<a href='javascript" not in html
+    names = [t["name"] for t in response.context["figures"]["reward"]["data"]]
+    assert names[0] == f"#{a.pk} &lt;a href='javascript:alert(1)'&gt;x&lt;/a&gt;"
