@@ -195,27 +195,29 @@ def metric_series(experiment_ids, names, size, split="train"):
 
 
 def _overall(rows):
-    """Per-(split, bucket) figures combined from per-task rows: ``{split: {x, mean, lo, hi,
-    success, n}}`` (each a list, in bucket order)."""
-    combined = {}
+    """Per-(split, bucket) figures combined from per-task rows (ordered by split, bucket): ``{split:
+    {x, mean, lo, hi, success, n}}``, each a list in bucket order."""
+    lines, key = {}, None
     for row in rows:
-        key = (row["split"], row["bucket"])
-        slot = combined.setdefault(key, {"x": 0, "n": 0, "wins": 0, "total": 0.0, "lo": None, "hi": None})
-        slot["x"] = max(slot["x"], row["x"])
-        slot["n"] += row["n"]
-        slot["wins"] += row["wins"]
-        slot["total"] += row["mean"] * row["n"]
-        slot["lo"] = row["lo"] if slot["lo"] is None else min(slot["lo"], row["lo"])
-        slot["hi"] = row["hi"] if slot["hi"] is None else max(slot["hi"], row["hi"])
-    lines = {}
-    for (split, _bucket_index), slot in sorted(combined.items()):
-        line = lines.setdefault(split, {"x": [], "mean": [], "lo": [], "hi": [], "success": [], "n": []})
-        line["x"].append(slot["x"])
-        line["mean"].append(slot["total"] / slot["n"])
-        line["lo"].append(slot["lo"])
-        line["hi"].append(slot["hi"])
-        line["success"].append(slot["wins"] / slot["n"])
-        line["n"].append(slot["n"])
+        if (row["split"], row["bucket"]) != key:  # a new point
+            key = (row["split"], row["bucket"])
+            line = lines.setdefault(
+                row["split"], {"x": [], "n": [], "wins": [], "total": [], "lo": [], "hi": []}
+            )
+            for name, start in (("n", 0), ("wins", 0), ("total", 0.0)):
+                line[name].append(start)
+            line["x"].append(row["x"])
+            line["lo"].append(row["lo"])
+            line["hi"].append(row["hi"])
+        line["x"][-1] = max(line["x"][-1], row["x"])
+        line["n"][-1] += row["n"]
+        line["wins"][-1] += row["wins"]
+        line["total"][-1] += row["mean"] * row["n"]
+        line["lo"][-1] = min(line["lo"][-1], row["lo"])
+        line["hi"][-1] = max(line["hi"][-1], row["hi"])
+    for line in lines.values():
+        line["mean"] = [total / n for total, n in zip(line.pop("total"), line["n"], strict=True)]
+        line["success"] = [wins / n for wins, n in zip(line.pop("wins"), line["n"], strict=True)]
     return lines
 
 
@@ -225,10 +227,14 @@ def _windowed(observations):
     if not observations:
         return None, None, None
     width = min(TREND_WINDOW, len(observations))
+    n = wins = 0
     windows = []
-    for start in range(len(observations) - width + 1):
-        part = observations[start : start + width]
-        windows.append(sum(w for _n, w in part) / sum(n for n, _w in part))
+    for index, (count, won) in enumerate(observations):
+        n, wins = n + count, wins + won
+        if index >= width:
+            n, wins = n - observations[index - width][0], wins - observations[index - width][1]
+        if index >= width - 1:
+            windows.append(wins / n)
     return windows[0], max(windows), windows[-1]
 
 
@@ -300,7 +306,7 @@ def experiment_curves(experiment):
     }
 
 
-CHECKPOINTS_SHOWN = 50
+CHECKPOINTS_SHOWN = 20
 
 
 def experiment_page(experiment):

@@ -194,6 +194,8 @@ def test_the_curves_are_sql_aggregates_of_the_episodes(viewer, history, django_a
     train = Episode.objects.filter(experiment=history, split="train", iteration__index=5)
     assert mean["y"][4] == pytest.approx(sum(e.reward for e in train) / train.count())
     assert mean["customdata"][4] == [5, "train"]
+    band = {t["name"]: t["y"][4] for t in figures["reward"]["data"] if t["name"] in ("min", "min-max")}
+    assert band == {"min": min(e.reward for e in train), "min-max": max(e.reward for e in train)}
     held_out = next(t for t in figures["success"]["data"] if t["name"] == "held-out")
     assert held_out["x"] == [4, 8, 12]
     heatmap = figures["heatmap"]["data"][0]
