@@ -6,10 +6,11 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rlvr python bench/pages.py --keep
 
 Nothing touches the dashboard's data: the benchmark uses a database of its own (a SQLite file, or a
-``pagesbench_<pid>`` database on the PostgreSQL server DATABASE_URL names; ``pagesbench`` with
-``--keep``), writes the history there with ``manage.py history`` (experiments.history: 100k
-training episodes of 5 steps over 4 experiments by default) and drops it at the end unless
-``--keep``. With ``--keep`` a later run finds the history already there and only times the pages.
+``pagesbench_<pid>`` database on the PostgreSQL server DATABASE_URL names; ``--db-name``,
+``pagesbench`` by default, with ``--keep``), writes the history there with ``manage.py history``
+(experiments.history: 100k training episodes of 5 steps over 4 experiments by default) and drops
+it at the end unless ``--keep``. With ``--keep`` a later run finds the history already there and
+only times the pages.
 
 Each page is requested through Django's test Client (the whole request: middleware, session, view,
 template) as a signed-in operator, a few warm-up requests first, then ``--requests`` timed ones;
@@ -49,8 +50,9 @@ class BenchDatabase:
     """A database of the benchmark's own on DATABASE_URL's server, created and migrated; dropped on
     exit unless ``keep`` (then reused, migrated, by the next run)."""
 
-    def __init__(self, keep):
+    def __init__(self, keep, name="pagesbench"):
         self.keep = keep
+        self.kept_name = name
 
     def __enter__(self):
         from django.conf import settings
@@ -209,6 +211,9 @@ def main():
     parser.add_argument("--steps-per-episode", type=int, default=5)
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page")
     parser.add_argument("--keep", action="store_true", help="keep the history database for the next run")
+    parser.add_argument(
+        "--db-name", default="pagesbench", help="name of the kept database (file name on SQLite)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -219,7 +224,7 @@ def main():
 
     setup_test_environment()  # the test Client's host, and no outgoing mail
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with BenchDatabase(args.keep):
+    with BenchDatabase(args.keep, args.db_name):
         user, history = ensure_history(args.episodes, args.experiments, args.steps_per_episode)
         client = Client()
         client.force_login(user)
