@@ -106,12 +106,14 @@ def filtered_episodes(filters: dict):
     elif status:
         episodes = episodes.filter(review__status=status)
     if q := (filters.get("q") or "").strip():
+        # Raw outputs and calls only, as one EXISTS (no OR around it), so that PostgreSQL can
+        # either walk the episodes in order or start from the trigram indexes (migration 0006).
         matching_steps = (
             Step.objects.filter(episode=OuterRef("pk"))
             .annotate(call_text=Cast("request", TextField()))
-            .filter(Q(raw_output__icontains=q) | Q(call_text__icontains=q) | Q(observation__icontains=q))
+            .filter(Q(raw_output__icontains=q) | Q(call_text__icontains=q))
         )
-        episodes = episodes.filter(Q(instruction__icontains=q) | Exists(matching_steps))
+        episodes = episodes.filter(Exists(matching_steps))
     return episodes
 
 

@@ -1,6 +1,36 @@
 import django.db.models.deletion
 from django.conf import settings
-from django.db import migrations, models
+from django.db import DatabaseError, migrations, models, transaction
+
+# The browser's free-text search (experiments.replay.filtered_episodes) matches
+# UPPER(raw_output) and UPPER(request::text) with LIKE '%...%'; on PostgreSQL trigram indexes on
+# exactly those expressions keep it fast at 500k steps. Where pg_trgm cannot be created (no
+# privilege), or on SQLite, the search still works, by scanning.
+SEARCH_INDEXES = {
+    "exp_step_output_trgm": 'UPPER("raw_output"::text)',
+    "exp_step_call_trgm": 'UPPER(("request")::text)',
+}
+
+
+def create_search_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(using=schema_editor.connection.alias):
+            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except DatabaseError:
+        return
+    for name, expression in SEARCH_INDEXES.items():
+        schema_editor.execute(
+            f'CREATE INDEX IF NOT EXISTS "{name}" ON "experiments_step" '
+            f"USING gin (({expression}) gin_trgm_ops)"
+        )
+
+
+def drop_search_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for name in SEARCH_INDEXES:
+            schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
 
 
 class Migration(migrations.Migration):
@@ -297,4 +327,5 @@ class Migration(migrations.Migration):
             model_name="queueitem",
             constraint=models.UniqueConstraint(fields=("queue", "episode"), name="exp_queue_episode"),
         ),
+        migrations.RunPython(create_search_indexes, drop_search_indexes),
     ]
