@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from experiments.models import Episode, EpisodeReplay, Step
+from experiments.models import Episode, EpisodeReplay, Review, Step
 
 PAGE_SIZE = 50
 BODY_CHARS = 20_000  # a body shown on the page is cut after this many characters
@@ -99,8 +99,8 @@ def filtered_episodes(filters: dict):
     if label := filters.get("label"):
         episodes = episodes.filter(review__label=label)
     status = filters.get("review_status")
-    if status == "unreviewed":
-        episodes = episodes.filter(Q(review__isnull=True) | Q(review__verdict=""))
+    if status == "unreviewed":  # an anti-join: PostgreSQL estimates it well, unlike an OR over a LEFT JOIN
+        episodes = episodes.filter(~Exists(Review.objects.filter(episode=OuterRef("pk")).exclude(verdict="")))
     elif status == "flagged":
         episodes = episodes.filter(review__isnull=False).exclude(review__flags=[])
     elif status:
