@@ -1,6 +1,7 @@
 """An issue as Jira shows it (``GET /issue``, search results, agile issue lists), restricted to
 the fields asked for, loaded with a fixed number of queries whatever the number of issues."""
 
+import functools
 from dataclasses import dataclass
 
 from django.db import connection
@@ -128,10 +129,14 @@ def fetch_issues(queryset, fields):
     """The issues of ``queryset`` (already sliced as wanted) with what rendering ``fields`` needs:
     one query for the issues, one for every list-valued field together, and one each for sprints
     and comments when asked for and present."""
-    wanted = set(fields)
-    if "parent" in wanted:
+    if "parent" in fields:
         queryset = queryset.select_related("parent")
-    issues = list(queryset)
+    return with_related(list(queryset), fields)
+
+
+def with_related(issues, fields):
+    """``issues`` (a list) with the list-valued fields, sprints and comments ``fields`` need."""
+    wanted = set(fields)
     if not issues:
         return issues
     by_pk = {}
@@ -202,11 +207,54 @@ def load_issues(queryset, fields):
 def find_issue(req, id_or_key, fields=(), queryset=None):
     """The world's issue named by key (any case) or numeric id, loaded for ``fields``; else 404."""
     text = str(id_or_key).strip()
-    qs = (queryset if queryset is not None else Issue.objects).filter(world=req.world)
-    qs = qs.filter(ext_id=int(text)) if text.isdecimal() else qs.filter(key=text.upper())
-    issue = load_issues(qs, fields).first()
+    if queryset is not None:
+        qs = queryset.filter(world=req.world)
+        qs = qs.filter(ext_id=int(text)) if text.isdecimal() else qs.filter(key=text.upper())
+        issue = load_issues(qs, fields).first()
+    else:
+        issue = _issue_by_key_or_id(req.world, text, "parent" in fields)
+        if issue is not None:
+            with_related([issue], fields)
     if issue is None:
         raise jira_error(404, NOT_FOUND)
+    return issue
+
+
+# The issue read of nearly every call, as SQL built once (Django's query building costs more than
+# the query): the issue row, and its parent's row beside it when the fields show the parent.
+_PARENT_SHOWS = {
+    *("id", "world_id", "ext_id", "project_id", "key", "summary"),
+    *("status_id", "priority_id", "issue_type_id"),
+}
+_PARENT_COLUMNS = tuple(f.attname for f in Issue._meta.concrete_fields if f.attname in _PARENT_SHOWS)
+
+
+@functools.cache
+def _issue_sql(vendor, by_id, with_parent):
+    qn = connection.ops.quote_name
+    table = qn(_ISSUE)
+    columns = [f"i.{qn(f.column)}" for f in Issue._meta.concrete_fields]
+    join = ""
+    if with_parent:
+        columns += [f"p.{qn(c)} AS {qn('parent__' + c)}" for c in _PARENT_COLUMNS]
+        join = f" LEFT JOIN {table} p ON p.id = i.parent_id"
+    column = "ext_id" if by_id else "key"
+    return f"SELECT {', '.join(columns)} FROM {table} i{join} WHERE i.world_id = %s AND i.{column} = %s"  # noqa: S608
+
+
+def _issue_by_key_or_id(world, text, with_parent):
+    by_id = text.isdecimal()
+    sql = _issue_sql(connection.vendor, by_id, with_parent)
+    found = list(Issue.objects.raw(sql, [world.pk, int(text) if by_id else text.upper()]))
+    if not found:
+        return None
+    issue = found[0]
+    if with_parent:
+        values = [getattr(issue, f"parent__{c}") for c in _PARENT_COLUMNS]
+        # The parent as select_related would give it, its other columns deferred (from_db takes
+        # the values in the model's field order, as _PARENT_COLUMNS lists them).
+        parent = Issue.from_db(connection.alias, list(_PARENT_COLUMNS), values) if values[0] else None
+        issue._state.fields_cache["parent"] = parent
     return issue
 
 

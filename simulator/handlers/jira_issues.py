@@ -1,5 +1,7 @@
 """Jira platform: issue create, get, edit, delete and assign."""
 
+import functools
+
 from django.db import connection
 
 from simulator.handlers.jira_fields import ALL, SPRINT_FIELD, STORY_POINTS_FIELD
@@ -287,11 +289,30 @@ def apply_values(req, issue, values, before=None, *, save=True):
     if changed:
         issue.updated = req.now
         if save:
-            issue.save()
+            save_columns(issue, [*{ATTNAMES[fid] for fid in ATTRS if fid in values}, "updated"])
     return changed
 
 
 FOREIGN_KEYS = {"issue_type", "priority", "assignee", "reporter", "resolution", "parent"}
+# The issue's columns that edits write, by field id.
+ATTNAMES = {fid: f"{attr}_id" if attr in FOREIGN_KEYS else attr for fid, attr in ATTRS.items()}
+
+
+@functools.cache
+def _update_sql(vendor, attnames):
+    qn = connection.ops.quote_name
+    columns = ", ".join(f"{qn(Issue._meta.get_field(a).column)} = %s" for a in attnames)
+    return f"UPDATE {qn(Issue._meta.db_table)} SET {columns} WHERE id = %s"  # noqa: S608
+
+
+def save_columns(issue, attnames):
+    """UPDATE only ``attnames`` of the issue, with SQL built once per set of columns (what
+    ``save(update_fields=...)`` does, without building the query each time)."""
+    attnames = tuple(sorted(set(attnames)))
+    fields = [Issue._meta.get_field(a) for a in attnames]
+    values = [f.get_db_prep_save(getattr(issue, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(connection.vendor, attnames), [*values, issue.pk])
 
 
 def _related(req, attr, pk):

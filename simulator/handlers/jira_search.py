@@ -4,7 +4,13 @@
 import base64
 import binascii
 
-from simulator.handlers.jira_issue_json import ISSUE_EXPAND, issue_json, load_issues, parse_fields
+from simulator.handlers.jira_issue_json import (
+    ISSUE_EXPAND,
+    issue_json,
+    load_issues,
+    parse_fields,
+    with_related,
+)
 from simulator.handlers.jira_issues import body_dict
 from simulator.jql import JqlError, compile_jql
 from simulator.models import Issue
@@ -69,7 +75,10 @@ def _int(value, name, default, maximum):
 
 
 def _page(req, query, start, size, fields, expand):
-    issues = list(load_issues(query.apply(Issue.objects.all()), fields)[start : start + size + 1])
+    if "parent" in fields:  # the parent is joined in by Django's select_related
+        issues = list(load_issues(query.apply(Issue.objects.all()), fields)[start : start + size + 1])
+    else:
+        issues = with_related(query.issue_rows(start, size + 1), fields)
     more = len(issues) > size
     return [issue_json(req, i, fields, expand) for i in issues[:size]], more
 

@@ -4,7 +4,7 @@ from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import field_meta
 from simulator.handlers.jira_issue_input import IssueInput, current_values, touched_lists
 from simulator.handlers.jira_issue_json import find_issue
-from simulator.handlers.jira_issues import add_comments, apply_values, body_dict
+from simulator.handlers.jira_issues import ATTNAMES, add_comments, apply_values, body_dict, save_columns
 from simulator.routing import Routes, jira_error, no_content
 from simulator.world_config import config_for
 
@@ -111,7 +111,8 @@ def do_transition(req):
             issue.status_category_changed = req.now
     apply_values(req, issue, values, before, save=False)
     issue.updated = req.now
-    issue.save()
+    written = ("status_id", "status_category_changed", "resolution_date", "updated")
+    save_columns(issue, [*written, *(ATTNAMES[fid] for fid in ATTNAMES if fid in values)])
     add_comments(req, issue, inp.comments)
     return no_content()
 

@@ -37,12 +37,34 @@ class JqlQuery:
     where: Q | None
     ordering: tuple
     bounded: bool
+    # The cached compilation this query came from (None when it is compiled for this call only).
+    compiled: "_Compiled | None" = None
 
     def apply(self, issues: QuerySet[Issue]) -> QuerySet[Issue]:
         issues = issues.filter(world=self.world)
         if self.where is not None:
             issues = issues.filter(self.where)
         return issues.order_by(*self.ordering)
+
+    def issue_rows(self, start, count):
+        """Issues ``start`` .. ``start + count`` of the world's matches, as model instances. A
+        cached query keeps its SQL, built once by Django, and runs it with LIMIT/OFFSET added."""
+        compiled = self.compiled
+        if compiled is None or self.ordering != compiled.ordering:
+            return list(self.apply(Issue.objects.all())[start : start + count])
+        if compiled.sql is None:
+            compiled.sql = self.apply(Issue.objects.all()).query.sql_with_params()
+        sql, params = compiled.sql
+        return list(Issue.objects.raw(f"{sql} LIMIT %s OFFSET %s", [*params, count, start]))
+
+
+@dataclass
+class _Compiled:
+    """What the cache keeps of a query compiled for one world and user."""
+
+    where: Q | None
+    ordering: tuple
+    sql: tuple | None = None  # (sql, params) of the whole match, once asked for
 
 
 def compile_jql(world, jql_text, *, user, require_bounded=False):
@@ -58,13 +80,13 @@ def compile_jql(world, jql_text, *, user, require_bounded=False):
         compiler = _Compiler(world, user)
         q = compiler.compile(where) if where is not None else None
         terms = tuple(term for name, descending in order for term in compiler.order_term(name, descending))
-        compiled = (q, (*terms, "ext_id"))
-        if cache is not None and not compiler.volatile:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            cache[key] = compiled
-    q, ordering = compiled
-    return JqlQuery(world, jql_text, q, ordering, bounded=where is not None)
+        compiled = _Compiled(q, (*terms, "ext_id"))
+        if cache is None or compiler.volatile:
+            return JqlQuery(world, jql_text, q, compiled.ordering, bounded=where is not None)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[key] = compiled
+    return JqlQuery(world, jql_text, compiled.where, compiled.ordering, where is not None, compiled)
 
 
 class _Compiler:
