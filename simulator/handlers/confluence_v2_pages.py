@@ -72,7 +72,7 @@ def _json_body(req):
     body_schema=PAGE_CREATE,
     params=["embedded", "private", "root-level"],
 )
-def createpath_page(req):
+def create_page(req):
     body = _json_body(req)
     if body.get("spaceId") in (None, ""):
         raise req.error(400, "spaceId is required.")
@@ -115,7 +115,7 @@ def createpath_page(req):
     summary="One page; the body only when body-format asks for it",
     params=["body-format", "status", "get-draft", "version"],
 )
-def getpath_page(req):
+def get_page(req):
     statuses = statuses_param(req, ["current", "archived", "draft"])
     page = store.find_page(req, path_id(req), statuses, PAGE_NOT_FOUND)
     fmt = body_format(req)
@@ -137,7 +137,7 @@ def getpath_page(req):
     summary="Update a page: version.number must be current+1 (else 409); status optional; parentId moves it",
     body_schema=PAGE_UPDATE,
 )
-def updatepath_page(req):
+def update_page(req):
     page = path_page(req, ("current", "archived", "draft", "trashed"))
     body = _json_body(req)
     if body.get("id") not in (None, "") and str(body["id"]).strip() != str(page.ext_id):
@@ -198,7 +198,7 @@ def updatepath_page(req):
     summary="Move a page to the trash; purge=true on a trashed page (or a draft) deletes it",
     params=["purge", "draft"],
 )
-def deletepath_page(req):
+def delete_page(req):
     page = path_page(req, ("current", "archived", "draft", "trashed"))
     purge = req.bool_param("purge")
     if page.status == "draft":
