@@ -1,0 +1,224 @@
+"""The headline result of docs/results.md: prompted base vs SFT-only vs GRPO-only vs SFT+GRPO on
+held-out splits, each configuration a `manage.py train` run under the same wall-clock budget.
+
+    python bench/results.py                          # both suites, 30 min of training each run
+    python bench/results.py --suite atlassian-core --budget 1800
+    python bench/results.py --render                 # only rewrite docs/results.md from var/results/
+
+Each run writes its report to var/results/<suite>-<config>.json (the `manage.py train`
+report: config, per-iteration metrics with `elapsed`, held-out `eval.before` / `eval.after`);
+a report already there is kept unless --again. Then docs/results.md is written from the reports:
+a table per suite of held-out reward and success before and after each configuration, the
+training seconds each used, per-task held-out reward, and an SVG of each configuration's
+training reward against training time (docs/results/<suite>.svg). Every figure comes from a
+report; nothing is typed in by hand. Runs on this machine's CPU by default (`--device cuda` on a
+GPU host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from html import escape
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VAR = Path(os.environ.get("RLVR_VAR_DIR") or REPO / "var")
+RESULTS = VAR / "results"
+DOC = REPO / "docs" / "results.md"
+FIGURES = REPO / "docs" / "results"
+
+SUITES = {
+    # suite: options shared by its four runs (the same demonstrations and budget for each)
+    "atlassian-core": ["--train-variants", "8", "--eval-variants", "3", "--tool-docs", "used"],
+    "jira-workflows": ["--train-variants", "8", "--eval-variants", "3", "--tool-docs", "used"],
+}
+CONFIGS = {
+    "base": ["--algo", "eval"],
+    "sft": ["--algo", "sft", "--sft-epochs", "50"],
+    "grpo": ["--algo", "grpo", "--iterations", "10000", "--group-size", "4", "--tasks-per-iteration", "4"],
+    "sft+grpo": [
+        "--algo",
+        "sft+grpo",
+        "--sft-epochs",
+        "2",
+        "--iterations",
+        "10000",
+        "--group-size",
+        "4",
+        "--tasks-per-iteration",
+        "4",
+    ],
+}
+LABELS = {"base": "prompted base", "sft": "SFT only", "grpo": "GRPO only", "sft+grpo": "SFT + GRPO"}
+COLOURS = {"base": "#888888", "sft": "#1f77b4", "grpo": "#d62728", "sft+grpo": "#2ca02c"}
+
+
+def run(suite: str, config: str, budget: float, model: str, device: str | None, again: bool) -> Path:
+    """One `manage.py train` run; returns its report's path (kept from an earlier run unless
+    ``again``)."""
+    out = RESULTS / f"{suite}-{config}.json"
+    if out.exists() and not again:
+        print(f"{out.name}: kept from an earlier run (--again to redo it)")
+        return out
+    command = [sys.executable, "manage.py", "train", "--suite", suite, "--model", model, "--seed", "0"]
+    command += SUITES[suite] + CONFIGS[config] + ["--json-out", str(out), "--no-progress"]
+    if config != "base":
+        command += ["--time-budget", str(budget)]
+    if device:
+        command += ["--device", device]
+    print("$", " ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=REPO, check=True)
+    return out
+
+
+def render(suites) -> str:
+    """docs/results.md's text from the reports under var/results (and the SVGs beside it)."""
+    lines = [
+        "# Results",
+        "",
+        "Held-out (test split) reward and success of SmolLM2-135M-Instruct on each suite: the",
+        "prompted base model, SFT on the oracle demonstrations only, GRPO from the base, and SFT",
+        "then GRPO, each run given the same training budget and the same demonstrations. Written by",
+        "`python bench/results.py` from the reports in `var/results/`; the commands are below.",
+        "",
+    ]
+    for suite in suites:
+        reports = {c: _load(RESULTS / f"{suite}-{c}.json") for c in CONFIGS}
+        reports = {c: r for c, r in reports.items() if r}
+        lines += [f"## {suite}", ""]
+        if not reports:
+            lines += ["No runs yet: `python bench/results.py --suite " + suite + "`.", ""]
+            continue
+        lines += [
+            "| configuration | held-out reward | held-out success | training s | iterations |",
+            "|---|---|---|---|---|",
+        ]
+        for config, report in reports.items():
+            after = report["eval"]["after"]
+            trained = report["iterations"][-1]["elapsed"] if report["iterations"] else 0.0
+            lines.append(
+                f"| {LABELS[config]} | {after['reward']:.3f} | {after['success']:.3f} "
+                f"| {trained:.0f} | {len(report['iterations'])} |"
+            )
+        lines += ["", _task_table(reports), ""]
+        FIGURES.mkdir(parents=True, exist_ok=True)
+        (FIGURES / f"{suite}.svg").write_text(curves_svg(reports))
+        lines += [
+            f"![training reward of each configuration against training seconds](results/{suite}.svg)",
+            "",
+            "Commands (from the repository root):",
+            "",
+        ]
+        lines += [f"    {_command(report)}" for report in reports.values()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _task_table(reports: dict) -> str:
+    tasks = sorted({t for r in reports.values() for t in r["eval"]["after"].get("per_task", {})})
+    head = "| task | " + " | ".join(LABELS[c] for c in reports) + " |"
+    rows = [head, "|---|" + "---|" * len(reports)]
+    for task in tasks:
+        cells = [
+            f"{r['eval']['after']['per_task'][task]['reward']:.2f}"
+            if task in r["eval"]["after"].get("per_task", {})
+            else "-"
+            for r in reports.values()
+        ]
+        rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _command(report: dict) -> str:
+    config = report["config"]
+    parts = ["python manage.py train"]
+    for key in ("suite", "model", "algo", "sft_epochs", "iterations", "group_size", "tasks_per_iteration"):
+        if key in config:
+            parts.append(f"--{key.replace('_', '-')} {config[key]}")
+    for key in ("train_variants", "eval_variants", "tool_docs", "time_budget", "seed"):
+        if config.get(key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {config[key]}")
+    return " ".join(parts)
+
+
+def curves_svg(reports: dict, width: int = 720, height: int = 320) -> str:
+    """Training reward (SFT epochs: their held-out evaluations where recorded; GRPO iterations:
+    the mean sampled reward) against training seconds, one polyline per configuration, with each
+    run's final held-out reward as a marker at its end."""
+    pad = 48
+    series = {}
+    for config, report in reports.items():
+        points = [(0.0, report["eval"]["before"]["reward"])]
+        for entry in report["iterations"]:
+            value = entry.get("reward_mean", (entry.get("eval") or {}).get("reward"))
+            if value is not None:
+                points.append((entry["elapsed"], value))
+        end = report["iterations"][-1]["elapsed"] if report["iterations"] else 0.0
+        series[config] = (points, (end, report["eval"]["after"]["reward"]))
+    span = max([p[0] for pts, end in series.values() for p in [*pts, end]] + [1.0])
+
+    def xy(t, r):
+        return pad + (width - 2 * pad) * t / span, height - pad - (height - 2 * pad) * max(0.0, min(r, 1.0))
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif"'
+        ' font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        x0, y = xy(0, tick)
+        x1, _ = xy(span, tick)
+        parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#eee"/>')
+        parts.append(f'<text x="{x0 - 6}" y="{y + 4}" text-anchor="end">{tick:g}</text>')
+    x_end, y0 = xy(span, 0)
+    parts.append(f'<text x="{x_end}" y="{y0 + 28}" text-anchor="end">training seconds ({span:.0f})</text>')
+    parts.append(
+        f'<text x="{pad}" y="{pad - 16}">reward (line: training samples; dot: held-out after)</text>'
+    )
+    for n, (config, (points, end)) in enumerate(series.items()):
+        colour = COLOURS[config]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(*p) for p in points))
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        ex, ey = xy(*end)
+        parts.append(f'<circle cx="{ex:.1f}" cy="{ey:.1f}" r="4" fill="{colour}"/>')
+        parts.append(
+            f'<text x="{width - pad - 110}" y="{pad + 14 * n}" fill="{colour}">'
+            f"{escape(LABELS[config])}</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES), help="default: both")
+    parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="default: all four")
+    parser.add_argument("--budget", type=float, default=1800, help="training seconds per run")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--again", action="store_true", help="redo runs whose report exists")
+    parser.add_argument("--render", action="store_true", help="only write docs/results.md")
+    args = parser.parse_args(argv)
+    suites = args.suite or list(SUITES)
+    if not args.render:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        for suite in suites:
+            for config in args.config or list(CONFIGS):
+                run(suite, config, args.budget, args.model, args.device, args.again)
+    DOC.write_text(render(list(SUITES)))
+    print(f"wrote {DOC.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

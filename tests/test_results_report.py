@@ -1,0 +1,49 @@
+"""bench/results.py turns `manage.py train` reports into docs/results.md: every figure comes from a
+report, and a configuration without a report is left out rather than invented."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location("results", Path(__file__).parents[1] / "bench" / "results.py")
+results = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(results)
+
+
+def report(algo, before, after, rewards):
+    evaluation = lambda r: {"reward": r, "success": r / 2, "per_task": {"create-issue": {"reward": r}}}  # noqa: E731
+    return {
+        "config": {"suite": "atlassian-core", "model": "smollm2-135m", "algo": algo, "time_budget": 60.0},
+        "iterations": [
+            {"iteration": i + 1, "reward_mean": r, "elapsed": 10.0 * (i + 1)} for i, r in enumerate(rewards)
+        ],
+        "eval": {"before": evaluation(before), "after": evaluation(after)},
+    }
+
+
+@pytest.fixture
+def reports(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(results, "FIGURES", tmp_path / "figures")
+    (tmp_path / "results").mkdir()
+    return tmp_path
+
+
+def write(folder, name, document):
+    import json
+
+    (folder / "results" / name).write_text(json.dumps(document))
+
+
+def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(reports):
+    write(reports, "atlassian-core-base.json", report("eval", 0.08, 0.08, []))
+    write(reports, "atlassian-core-sft+grpo.json", report("sft+grpo", 0.08, 0.96, [0.5, 0.9]))
+    text = results.render(["atlassian-core", "jira-workflows"])
+    assert "| prompted base | 0.080 | 0.040 | 0 | 0 |" in text
+    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 2 |" in text
+    assert "SFT only" not in text  # no report, no row
+    assert "No runs yet: `python bench/results.py --suite jira-workflows`" in text
+    assert "| create-issue | 0.08 | 0.96 |" in text
+    svg = (reports / "figures" / "atlassian-core.svg").read_text()
+    assert svg.count("<polyline") == 2 and "SFT + GRPO" in svg
