@@ -21,6 +21,7 @@ from experiments.models import Comment, Episode, QueueItem, Review, ReviewQueue
 from experiments.roles import REVIEW_EPISODE
 
 QUEUE_ITEMS_SHOWN = 200
+MENTIONS_SHOWN = 20
 
 
 def _require_reviewer(request):
@@ -107,6 +108,12 @@ def review_index(request):
     )
     counts = review.review_counts()
     open_reviews = Review.objects.filter(status=Review.OPEN).count()
+    mentions = list(
+        Comment.objects.filter(mentions=request.user)
+        .select_related("author")
+        .only("id", "episode_id", "step_index", "body", "created_at", "author__username")
+        .order_by("-created_at")[:MENTIONS_SHOWN]
+    )
     return render(
         request,
         "experiments/review.html",
@@ -116,6 +123,7 @@ def review_index(request):
             "counts": counts,
             "chart": review.chart_data(counts),
             "open_reviews": open_reviews,
+            "mentions": mentions,
             "can_review": request.user.has_perm(REVIEW_EPISODE),
             "verdict_names": dict(Review.VERDICTS),
             "label_names": dict(Review.LABELS),

@@ -97,7 +97,7 @@ def test_changes_need_the_csrf_token(client, rita, failed):
     assert strict.post(reverse("episode-review", args=[failed.pk]), {"verdict": "correct"}).status_code == 403
 
 
-def test_comments_render_markdown_strip_html_and_resolve_mentions(reviewer, failed, make_user):
+def test_comments_render_markdown_strip_html_and_resolve_mentions(reviewer, client, failed, make_user):
     sam = make_user("sam", role="reviewers")
     body = "**Wrong** path at step 1, @sam see <script>alert('c')</script> <img src=x onerror=alert(1)>"
     reviewer.post(
@@ -109,6 +109,9 @@ def test_comments_render_markdown_strip_html_and_resolve_mentions(reviewer, fail
     assert "<strong>Wrong</strong>" in html
     assert "<script>alert('c')</script>" not in html and "onerror" not in html and "<img" not in html
     assert "step 1</a>" in html
+    client.force_login(sam)
+    mentions = client.get(reverse("review")).content.decode()
+    assert f"episode {failed.pk}, step 1" in mentions and "&lt;script&gt;" in mentions
 
 
 def test_replies_thread_under_their_comment(reviewer, failed):
@@ -176,13 +179,17 @@ def test_the_queue_page_runs_a_fixed_number_of_queries(reviewer, history, django
         reviewer.get(reverse("review-queue", args=[queue.pk]))
 
 
-def test_the_review_page_counts_by_verdict_and_label_per_experiment(reviewer, history):
+def test_the_review_page_counts_by_verdict_and_label_per_experiment(
+    reviewer, history, django_assert_num_queries
+):
     episodes = list(Episode.objects.filter(success=False)[:3])
     for episode, label in zip(episodes, ["wrong_order", "wrong_order", "other"], strict=True):
         reviewer.post(
             reverse("episode-review", args=[episode.pk]), {"verdict": "agent_failure", "label": label}
         )
-    response = reviewer.get(reverse("review"))
+    # session, user, queues with progress, counts, open reviews, mentions, permissions (user, groups)
+    with django_assert_num_queries(8):
+        response = reviewer.get(reverse("review"))
     html = response.content.decode()
     assert 'id="review-chart"' in html and "vendor/plotly.min.js" in html
     chart = json.loads(re.search(r'id="review-chart" type="application/json">(.*?)</script>', html).group(1))
