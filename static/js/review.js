@@ -28,7 +28,7 @@
   if (data && window.Plotly) {
     var chart = JSON.parse(data.textContent);
     var layout = function (title) {
-      return { title: { text: title }, barmode: "stack", margin: { t: 40, r: 10, b: 80, l: 40 }, height: 320 };
+      return { title: { text: title }, barmode: "stack", showlegend: true, margin: { t: 40, r: 10, b: 80, l: 40 }, height: 320 };
     };
     window.Plotly.newPlot("chart-verdict", chart.verdict, layout("By verdict"), { displaylogo: false, responsive: true });
     window.Plotly.newPlot("chart-label", chart.label, layout("By failure label"), { displaylogo: false, responsive: true });
