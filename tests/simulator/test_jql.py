@@ -689,3 +689,13 @@ def test_queries_on_the_clock_or_on_changing_rows_are_compiled_for_each_call(acm
     compile_jql(acme, "sprint = 'WEB Sprint 12' OR sprint in openSprints()", user=ada)
     Sprint.objects.filter(world=acme).update(state="closed")
     assert not compile_jql(acme, "sprint in openSprints()", user=ada).apply(Issue.objects.all()).exists()
+
+
+@pytest.mark.django_db
+def test_a_cached_query_gives_the_same_issues_every_time(acme, ada):
+    jql = "labels in (checkout, crash) AND text ~ checkout ORDER BY key"
+    first = [i.key for i in compile_jql(acme, jql, user=ada).apply(Issue.objects.all())]
+    second = compile_jql(acme, jql, user=ada)
+    assert first and [i.key for i in second.apply(Issue.objects.all())] == first
+    assert [i.key for i in second.issue_rows(1, 2)] == first[1:3]
+    assert [i.key for i in compile_jql(acme, jql, user=ada).issue_rows(0, 100)] == first
