@@ -33,6 +33,8 @@ SORT_LABELS = {"-id": "newest", "id": "oldest", "reward": "reward ↑", "-reward
 FILTER_NAMES = (
     "experiment",
     "iteration",
+    "min_iteration",
+    "suite",
     "task",
     "split",
     "success",
@@ -86,6 +88,10 @@ def filtered_episodes(filters: dict):
             episodes = episodes.filter(iteration__experiment_id=experiment, iteration__index=iteration)
     elif (iteration := _int(filters.get("iteration"))) is not None:
         episodes = episodes.filter(iteration__index=iteration)
+    if (first := _int(filters.get("min_iteration"))) is not None:
+        episodes = episodes.filter(iteration__index__gte=first)
+    if suite := filters.get("suite"):
+        episodes = episodes.filter(experiment__suite__name=suite)
     if (task := _int(filters.get("task"))) is not None:
         episodes = episodes.filter(task_id=task)
     if filters.get("split") in (Episode.TRAIN, Episode.TEST):

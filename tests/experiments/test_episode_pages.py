@@ -72,6 +72,12 @@ def test_the_browser_filters_by_outcome_task_iteration_and_reward(viewer, histor
     assert _shown(html) == expected and expected
 
 
+def test_the_browser_filters_by_first_iteration_and_suite(viewer, history):
+    html = viewer.get(reverse("episodes"), {"min_iteration": 3, "suite": "atlassian-core"}).content.decode()
+    assert _shown(html) == set(Episode.objects.filter(iteration__index__gte=3).values_list("pk", flat=True))
+    assert not _shown(viewer.get(reverse("episodes"), {"suite": "no-such-suite"}).content.decode())
+
+
 def test_the_browser_pages_by_keyset_in_reward_order(viewer, history, monkeypatch):
     monkeypatch.setattr("experiments.replay.PAGE_SIZE", 7)
     from experiments import replay
