@@ -32,6 +32,7 @@ def episodes_index(request):
     """Episodes filtered by experiment, iteration, task, split, success, reward range, label,
     review status and free text, sorted, in keyset pages of replay.PAGE_SIZE."""
     filters = replay.clean_filters(request.GET)
+    can_review = request.user.has_perm(REVIEW_EPISODE)
     rows, after = replay.browser_page(filters, request.GET.get("after", ""))
     experiments = list(Experiment.objects.only("id", "name", "suite_id").order_by("-id")[:200])
     chosen = next((e for e in experiments if str(e.pk) == filters.get("experiment")), None)
@@ -51,7 +52,8 @@ def episodes_index(request):
             sorts=replay.SORT_LABELS,
             labels=Review.LABELS,
             statuses=[("unreviewed", "unreviewed"), ("flagged", "flagged"), *Review.STATUSES],
-            can_review=request.user.has_perm(REVIEW_EPISODE),
+            can_review=can_review,
+            reviewers=_reviewers() if can_review else [],
         ),
     )
 
