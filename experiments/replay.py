@@ -313,10 +313,13 @@ def replay_episode(episode, *, edit: Edit | None = None) -> Replay:
     """Play the episode's recorded actions against a fresh world forked from its task's seed,
     after the variant's setup, verifying after every step: which checks hold, the partial reward
     and whether it would pass if it stopped there. The world is deleted afterwards."""
-    from experiments.environment import discard_worlds
+    # Not experiments.environment.discard_worlds: that module imports the trainer (torch), which
+    # would cost a web process seconds on its first replay.
     from experiments.runner import SetupError, prepare
     from experiments.verifiers import verify
     from simulator.client import SimClient
+    from simulator.forking import delete_worlds
+    from simulator.models import World
 
     try:
         variant = episode_variant(episode)
@@ -373,7 +376,7 @@ def replay_episode(episode, *, edit: Edit | None = None) -> Replay:
         replay.verdict = verdict.to_dict()
         replay.point_of_no_return = point_of_no_return(replay.rows, verdict.checks)
     finally:
-        discard_worlds([prepared.world])
+        delete_worlds(World.objects.filter(pk=prepared.world.pk))
     return replay
 
 
