@@ -144,15 +144,24 @@ def experiment_tasks(experiment):
     return list(tasks.values("pk", "task_id"))
 
 
-def episode_aggregates(experiment_ids, size):
-    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations, task):
-    ``x`` (the bucket's last iteration), ``bucket`` (0-based), ``n``, ``wins`` (successes), reward
-    ``mean``/``lo``/``hi``; ordered by those keys. Two queries: the iterations' indexes, then the
-    episodes — grouped by iteration without a join while a bucket is one iteration (an index-only
-    scan of exp_episode_curve), by buckets joined to their iteration's index beyond MAX_POINTS."""
-    from experiments.models import Episode, Iteration
+def iteration_indexes(experiment_ids):
+    """``{iteration pk: index}`` of the experiments' iterations (one query)."""
+    from experiments.models import Iteration
 
-    indexes = dict(Iteration.objects.filter(experiment_id__in=experiment_ids).values_list("pk", "index"))
+    return dict(Iteration.objects.filter(experiment_id__in=experiment_ids).values_list("pk", "index"))
+
+
+def episode_aggregates(experiment_ids, size, *, by_task=True, where=None, indexes=None):
+    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations[, task]),
+    optionally only those matching ``where`` (a Q): ``x`` (the bucket's last iteration),
+    ``bucket`` (0-based), ``n``, ``wins`` (successes), reward ``mean``/``lo``/``hi``; ordered by
+    those keys. One query, after iteration_indexes (unless ``indexes`` is given): grouped by
+    iteration without a join while a bucket is one iteration (an index-only scan of
+    exp_episode_curve), by buckets joined to their iteration's index beyond MAX_POINTS."""
+    from experiments.models import Episode
+
+    if indexes is None:
+        indexes = iteration_indexes(experiment_ids)
     stats = {
         "n": Count("pk"),
         "wins": Count("pk", filter=Q(success=True)),
@@ -160,17 +169,20 @@ def episode_aggregates(experiment_ids, size):
         "lo": Min("reward"),
         "hi": Max("reward"),
     }
+    task = ["task_id"] if by_task else []
     episodes = Episode.objects.filter(experiment_id__in=experiment_ids)
+    if where is not None:
+        episodes = episodes.filter(where)
     if size > 1:
-        keys = ["experiment_id", "split", "bucket", "task_id"]
+        keys = ["experiment_id", "split", "bucket", *task]
         episodes = episodes.annotate(bucket=_bucket("iteration__index", size))
         return list(episodes.values(*keys).annotate(x=Max("iteration__index"), **stats).order_by(*keys))
-    keys = ["experiment_id", "split", "iteration_id", "task_id"]
+    keys = ["experiment_id", "split", "iteration_id", *task]
     rows = list(episodes.values(*keys).annotate(**stats).order_by(*keys))
     for row in rows:
         row["x"] = indexes[row.pop("iteration_id")]
         row["bucket"] = row["x"] - 1
-    rows.sort(key=lambda r: (r["experiment_id"], r["split"], r["bucket"], r["task_id"]))
+    rows.sort(key=lambda r: (r["experiment_id"], r["split"], r["bucket"], r.get("task_id", 0)))
     return rows
 
 
@@ -425,25 +437,49 @@ SOLVED = 0.5  # a task counts as solved by a run when at least half its final ep
 
 
 def compare_runs(ids):
-    """Several experiments side by side (three queries): each run's curves per split, and a
+    """Several experiments side by side (six queries): each run's curves per split, and a
     per-task table of final reward and success — from the last held-out evaluation, or, for a run
-    without one, from the last iteration that sampled the task — with the tasks each run solves
-    that another does not."""
-    from experiments.models import Experiment, Task
+    without one, from the last iteration that sampled the task among its recent ones (enough for
+    every task to come up about TREND_WINDOW times) — with the tasks each run solves that another
+    does not."""
+    from experiments.models import Experiment, Iteration, Task
+    from experiments.services import evaluation_points
 
     experiments = list(
         Experiment.objects.select_related("suite", "owner").defer("traceback").filter(pk__in=ids)
     )
     experiments.sort(key=lambda e: ids.index(e.pk))
+    pks = [e.pk for e in experiments]
+    tasks = Task.objects.filter(suite_id__in={e.suite_id for e in experiments}).values_list(
+        "pk", "task_id", "suite_id"
+    )
+    names, per_suite = {}, {}
+    for pk, task_id, suite_id in tasks:
+        names[pk] = task_id
+        per_suite[suite_id] = per_suite.get(suite_id, 0) + 1
+    indexes, per_run = {}, {pk: {} for pk in pks}
+    for pk, index, experiment_id in Iteration.objects.filter(experiment_id__in=pks).values_list(
+        "pk", "index", "experiment_id"
+    ):
+        indexes[pk] = per_run[experiment_id][pk] = index
     size = bucket_size(max((e.current_iteration for e in experiments), default=1))
-    rows = episode_aggregates([e.pk for e in experiments], size)
-    per_run = {e.pk: [] for e in experiments}
-    for row in rows:
-        per_run[row["experiment_id"]].append(row)
-    curves = [(e, _overall(per_run[e.pk])) for e in experiments]
-    finals = {e.pk: _final_per_task(per_run[e.pk]) for e in experiments}
+    # The curves as each run recorded them per iteration (the train task's and the evaluation's
+    # metric points): the experiment page draws the same numbers from its episodes.
+    train = metric_series(pks, ("reward_mean", "success_rate"), size)
+    test = metric_series(pks, ("reward", "success"), size, split="test")
+    curves = [(e, _recorded_lines(e.pk, train, test)) for e in experiments]
+    recent = []
+    for e in experiments:
+        per_iteration = max(1, e.hyperparameters.get("tasks_per_iteration", 1))
+        span = TREND_WINDOW * math.ceil(per_suite.get(e.suite_id, 1) / per_iteration)
+        last = max(per_run[e.pk].values(), default=0)
+        evaluated = [i for i in evaluation_points(e) if i <= last][-2:]  # the last one may be under way
+        recent += [pk for pk, i in per_run[e.pk].items() if i > last - span or i in evaluated]
+    final_rows = episode_aggregates(pks, 1, where=Q(iteration_id__in=recent), indexes=indexes)
+    finals = {
+        e.pk: _final_per_task([r for r in final_rows if r["experiment_id"] == e.pk]) for e in experiments
+    }
     task_pks = sorted({pk for final in finals.values() for pk in final})
-    names = dict(Task.objects.filter(pk__in=task_pks).values_list("pk", "task_id"))
     table = []
     for pk in sorted(task_pks, key=lambda p: names.get(p, "")):
         cells = [finals[e.pk].get(pk) for e in experiments]
@@ -469,6 +505,24 @@ def compare_runs(ids):
         "tasks": table,
         "solves_only": solves_only,
     }
+
+
+def _recorded_lines(pk, train, test):
+    """``{split: {x, mean, success}}`` of one run from its metric series (compare_runs)."""
+    lines = {}
+    for split, series, reward, success in (
+        ("train", train, "reward_mean", "success_rate"),
+        ("test", test, "reward", "success"),
+    ):
+        means = series.get((pk, reward))
+        if means:
+            rates = dict(zip(*series.get((pk, success), {"x": [], "y": []}).values(), strict=True))
+            lines[split] = {
+                "x": means["x"],
+                "mean": means["y"],
+                "success": [rates.get(x) for x in means["x"]],
+            }
+    return lines
 
 
 def _final_per_task(rows):

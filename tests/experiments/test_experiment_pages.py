@@ -361,8 +361,8 @@ def test_compare_overlays_curves_diffs_configs_and_tables_tasks(
     b = record_history(
         owner=owner, suite=suite, iterations=8, eval_every=4, seed=2, model_name="smollm2-135m"
     )
-    # session, user, experiments, iteration indexes, episode aggregates, task names
-    with django_assert_num_queries(6):
+    # session, user, experiments, tasks, iteration indexes, train and held-out curves, final results
+    with django_assert_num_queries(8):
         response = viewer.get(reverse("experiment-compare"), {"ids": f"{a.pk},{b.pk}"})
     html = response.content.decode()
     differing = {row["key"]: row["values"] for row in response.context["differing"]}
@@ -371,6 +371,10 @@ def test_compare_overlays_curves_diffs_configs_and_tables_tasks(
     figures = response.context["figures"]
     go.Figure(figures["reward"])
     assert len(figures["reward"]["data"]) == 2
+    recorded = MetricPoint.objects.filter(experiment=a, split="train", name="reward_mean").order_by(
+        "iteration"
+    )
+    assert figures["reward"]["data"][0]["y"] == pytest.approx([p.value for p in recorded])
     table = response.context["runs"]["tasks"]
     assert len(table) == suite.tasks.count()
     final = Episode.objects.filter(
