@@ -11,6 +11,7 @@ from experiments import replay
 from experiments.environment import discard_worlds, oracle_transcript
 from experiments.models import Episode, EpisodeReplay, Experiment, Iteration, Step
 from experiments.suites import save_suite
+from simulator.seeding import load_seed
 
 SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
 
@@ -22,7 +23,7 @@ def recorded_oracle_episode(owner, task_id="create-bug", *, calls=None):
     verdict the oracle got, as a rollout would have stored it."""
     suite = save_suite(SUITE.read_text())
     task = suite.tasks.get(task_id=task_id)
-    variant = task.variants("train")[0]
+    variant = task.variants("train", world=load_seed("acme"))[0]
     transcript = oracle_transcript(variant)
     discard_worlds([transcript.world])
     experiment = Experiment.objects.create(
@@ -147,3 +148,25 @@ def test_a_rerun_says_whether_the_verdict_reproduces_and_a_what_if_can_break_it(
     assert "not the recorded verdict" in html and "With step 0 replaced by" in html
     bad = client.post(url, {"edit_index": 0, "edit_method": "POST", "edit_path": "/x", "edit_body": "{nope"})
     assert bad.status_code == 400 and "not JSON" in bad.content.decode()
+
+
+def test_the_timeline_marks_the_step_after_which_the_task_could_no_longer_pass(client, make_user):
+    episode = recorded_oracle_episode(make_user(), "read-priority")  # its checks forbid any write
+    final = episode.steps.order_by("index").last()
+    write = final.index
+    Step.objects.filter(pk=final.pk).update(index=write + 1)
+    Step.objects.create(
+        episode=episode,
+        index=write,
+        prompt_tokens=100,
+        raw_output="a write a read task forbids",
+        action={"method": "POST", "path": "/rest/api/3/issue", "body": {"fields": {}}},
+        request={"method": "POST", "path": "/rest/api/3/issue", "query": {}, "body": {"fields": {}}},
+        token_bytes=b"",
+        logprob_bytes=b"",
+        latency=0.1,
+    )
+    client.force_login(make_user("vera", role="viewers"))
+    html = client.get(reverse("episode-timeline", args=[episode.pk])).content.decode()
+    assert f'After step <a href="?step={write}">{write}</a> the task could no longer pass.' in html
+    assert "differs from the recorded verdict" in html
