@@ -106,6 +106,14 @@ def episode_detail(request, pk):
     suggested = existing.suggested_label if existing else review.suggest_label(episode, steps)
     flags = existing.flags if existing and existing.flags else review.suspicion_flags(episode, steps)
     breakdown = episode.details.get("breakdown") or {}
+    group = Episode.objects.filter(
+        experiment_id=episode.experiment_id,
+        iteration_id=episode.iteration_id,
+        task_id=episode.task_id,
+        variant_index=episode.variant_index,
+        split=episode.split,
+    ).exclude(pk=episode.pk)
+    best = group.order_by("-reward", "id").values("id", "reward").first()
     return render(
         request,
         "experiments/episode.html",
@@ -129,6 +137,7 @@ def episode_detail(request, pk):
             item=item,
             breakdown=breakdown,
             components=sorted((breakdown.get("components") or {}).items()),
+            best=best,
             failed=[c for c in episode.checks if not c.get("passed")],
         ),
     )

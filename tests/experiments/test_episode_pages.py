@@ -113,8 +113,8 @@ def test_the_browser_runs_a_fixed_number_of_queries(viewer, history, django_asse
 def test_the_replay_page_shows_the_steps_and_the_first_step(viewer, history, django_assert_num_queries):
     episode = Episode.objects.filter(success=False).order_by("id").first()
     # session, user, episode with its relations, step list, current step, the observation before
-    # it, comments, permissions (user, groups)
-    with django_assert_num_queries(9):
+    # it, the best of its group, comments, permissions (user, groups)
+    with django_assert_num_queries(10):
         response = viewer.get(reverse("episode", args=[episode.pk]))
     html = response.content.decode()
     assert response.status_code == 200
@@ -122,6 +122,9 @@ def test_the_replay_page_shows_the_steps_and_the_first_step(viewer, history, dja
     assert reverse("episode-timeline", args=[episode.pk]) in html
     for check in episode.checks:
         assert check["name"] in html
+    group = {"iteration": episode.iteration, "task": episode.task, "variant_index": episode.variant_index}
+    best = Episode.objects.filter(**group).exclude(pk=episode.pk).order_by("-reward", "id").first()
+    assert f"{reverse('episode-compare')}?a={episode.pk}&amp;b={best.pk}" in html
 
 
 def test_the_replay_page_opens_an_episode_of_hundreds_of_steps_in_fixed_queries(
@@ -147,7 +150,7 @@ def test_the_replay_page_opens_an_episode_of_hundreds_of_steps_in_fixed_queries(
             for n in range(10, 400)
         ]
     )
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         html = viewer.get(reverse("episode", args=[episode.pk]), {"step": 200}).content.decode()
     index = list(Step.objects.filter(episode=episode).order_by("index").values_list("index", flat=True))[200]
     assert f"<h2>Step {index}</h2>" in html
@@ -163,7 +166,7 @@ def test_a_reviewer_in_a_queue_gets_the_same_page_in_two_more_queries(
     client.force_login(rita)
     queue = build_queue(name="q", filters={"success": "0"}, size=3, members=[rita], created_by=rita)
     episode = queue.items.first().episode
-    with django_assert_num_queries(11):  # and the queue item, the reviewers to assign to
+    with django_assert_num_queries(12):  # and the queue item, the reviewers to assign to
         html = client.get(reverse("episode", args=[episode.pk]), {"queue": queue.pk}).content.decode()
     assert 'id="complete-next"' in html
 
