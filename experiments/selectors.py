@@ -92,7 +92,7 @@ def experiment_rows(filters=None, sort="newest"):
         Episode.objects.filter(experiment=OuterRef("pk"))
         .order_by()
         .values("experiment")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .values("n")
     )
     best = MetricPoint.objects.filter(experiment=OuterRef("pk"), split="test", name="reward")
