@@ -4,8 +4,8 @@ plotly.js takes them) from the aggregates of experiments.selectors.
 The dicts are built by hand rather than through ``plotly.graph_objects`` because the curves
 endpoint is polled every few seconds and graph_objects' validation costs more than the SQL; the
 tests pass every figure through ``plotly.graph_objects.Figure`` to keep them valid. Every trace a
-user can click carries ``customdata`` ([iteration, split] on curves) or, on the heatmap, ``meta``
-with the task pks of its rows: the page's script turns a click into the episodes behind it.
+user can click carries ``meta``: the split of a curve (its x is the iteration), the task pks of
+the heatmap's rows; the page's script turns a click into the episodes behind it.
 """
 
 from experiments.selectors import THROUGHPUT_METRICS, TRAINING_METRICS, ZERO_VARIANCE_METRIC
@@ -31,6 +31,12 @@ def _text(value):
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _rounded(values, digits=4):
+    """Numbers cut to what a chart can show: the curves endpoint is polled, and the digits of a
+    float's repr were half its JSON."""
+    return [None if v is None else round(v, digits) for v in values]
+
+
 def _layout(title, *, y_title="", y_range=None, height=300, bucket=1, **extra):
     x_title = "iteration" if bucket == 1 else f"iteration (mean of {bucket} per point)"
     layout = {
@@ -49,14 +55,16 @@ def _layout(title, *, y_title="", y_range=None, height=300, bucket=1, **extra):
     return layout
 
 
-def _line(x, y, name, split="train", color=None, **extra):
+def _line(x, y, name, split="train", color=None, meta=None, **extra):
+    """A curve; a click on one of its points opens the episodes of that iteration (its x) and of
+    ``split`` (``meta.split``)."""
     trace = {
         "type": "scatter",
         "mode": "lines+markers" if len(x) < 60 else "lines",
         "x": x,
-        "y": y,
+        "y": _rounded(y),
         "name": name,
-        "customdata": [[i, split] for i in x],
+        "meta": {"split": split, **(meta or {})},
         "line": {"color": color or COLORS.get(split, COLORS["train"])},
         "hovertemplate": "iteration %{x}<br>%{y:.3f}<extra>" + name + "</extra>",
     }
@@ -70,11 +78,13 @@ def reward_figure(curves):
     data = []
     if train:
         band = {"type": "scatter", "mode": "lines", "x": train["x"], "hoverinfo": "skip"}
-        data.append({**band, "y": train["lo"], "line": {"width": 0}, "showlegend": False, "name": "min"})
+        data.append(
+            {**band, "y": _rounded(train["lo"]), "line": {"width": 0}, "showlegend": False, "name": "min"}
+        )
         data.append(
             {
                 **band,
-                "y": train["hi"],
+                "y": _rounded(train["hi"]),
                 "line": {"width": 0},
                 "fill": "tonexty",
                 "fillcolor": COLORS["band"],
@@ -109,7 +119,7 @@ def heatmap_figure(curves):
         "type": "heatmap",
         "x": heatmap["x"],
         "y": [_text(t["task_id"]) for t in tasks],
-        "z": heatmap["z"],
+        "z": [_rounded(row, 3) for row in heatmap["z"]],
         "zmin": 0,
         "zmax": 1,
         "colorscale": [[0, "#c4302b"], [0.5, "#f2cc60"], [1, "#1a7f37"]],

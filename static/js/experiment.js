@@ -53,9 +53,8 @@
       window.location.assign(episodesUrl({ iteration: String(point.x), task: String(trace.meta.tasks[row]), split: "train" }));
       return;
     }
-    const data = point.customdata;
-    if (!data) return;
-    window.location.assign(episodesUrl({ iteration: String(data[0]), split: data[1] }));
+    if (!trace.meta || !trace.meta.split) return; // a band, not a curve
+    window.location.assign(episodesUrl({ iteration: String(point.x), split: trace.meta.split }));
   }
 
   function draw() {

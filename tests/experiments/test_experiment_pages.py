@@ -192,10 +192,12 @@ def test_the_curves_are_sql_aggregates_of_the_episodes(viewer, history, django_a
     mean = next(t for t in figures["reward"]["data"] if t["name"] == "train mean")
     assert mean["x"] == list(range(1, 13))
     train = Episode.objects.filter(experiment=history, split="train", iteration__index=5)
-    assert mean["y"][4] == pytest.approx(sum(e.reward for e in train) / train.count())
-    assert mean["customdata"][4] == [5, "train"]
+    assert mean["y"][4] == pytest.approx(sum(e.reward for e in train) / train.count(), abs=1e-4)
+    assert mean["meta"]["split"] == "train"  # with x, what a click opens
     band = {t["name"]: t["y"][4] for t in figures["reward"]["data"] if t["name"] in ("min", "min-max")}
-    assert band == {"min": min(e.reward for e in train), "min-max": max(e.reward for e in train)}
+    assert band == pytest.approx(
+        {"min": min(e.reward for e in train), "min-max": max(e.reward for e in train)}
+    )
     held_out = next(t for t in figures["success"]["data"] if t["name"] == "held-out")
     assert held_out["x"] == [4, 8, 12]
     heatmap = figures["heatmap"]["data"][0]
@@ -204,7 +206,7 @@ def test_the_curves_are_sql_aggregates_of_the_episodes(viewer, history, django_a
     sampled = train.first()
     row, column = heatmap["meta"]["tasks"].index(sampled.task_id), heatmap["x"].index(5)
     same = train.filter(task_id=sampled.task_id)
-    assert heatmap["z"][row][column] == pytest.approx(sum(e.success for e in same) / same.count())
+    assert heatmap["z"][row][column] == pytest.approx(sum(e.success for e in same) / same.count(), abs=1e-3)
     for name in ("loss", "kl", "entropy", "clip_fraction", "grad_norm", "zero_variance_fraction"):
         assert figures[name]["data"][0]["x"] == list(range(1, 13))
     assert len(figures["throughput"]["data"]) == 2  # tokens/s and generation tokens/s recorded
@@ -374,7 +376,7 @@ def test_compare_overlays_curves_diffs_configs_and_tables_tasks(
     recorded = MetricPoint.objects.filter(experiment=a, split="train", name="reward_mean").order_by(
         "iteration"
     )
-    assert figures["reward"]["data"][0]["y"] == pytest.approx([p.value for p in recorded])
+    assert figures["reward"]["data"][0]["y"] == pytest.approx([p.value for p in recorded], abs=1e-4)
     table = response.context["runs"]["tasks"]
     assert len(table) == suite.tasks.count()
     final = Episode.objects.filter(
