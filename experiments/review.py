@@ -152,9 +152,7 @@ def _summaries(episode_id):
 # --- Saving reviews and comments ------------------------------------------------------------------
 
 
-def save_review(
-    episode, user, *, verdict=None, label=None, status=None, assignee=None, flags=None, steps=None
-):
+def save_review(episode, user, *, verdict=None, label=None, status=None, assignee=None, steps=None):
     """Create or update the episode's review with what was given (None leaves a field as it is);
     the suggested label and the suspicion flags are filled in on first save."""
     review, created = Review.objects.get_or_create(episode=episode)

@@ -55,10 +55,6 @@ class Review(models.Model):
     def __str__(self):
         return f"review of episode {self.episode_id}: {self.verdict or 'no verdict'}"
 
-    @property
-    def label_keys(self):
-        return {value: str(number) for number, (value, _name) in enumerate(self.LABELS, 1)}
-
 
 class Comment(models.Model):
     """A comment on an episode, optionally anchored to one of its steps and answering another."""
