@@ -2,8 +2,8 @@
 (/wiki/rest/api): lookups, the page tree, bodies, and the writes with their change log.
 
 Both APIs show the same pages with the same ids; what differs is only how they speak (request
-and response shapes, error shapes), which lives in confluence_v2.py and confluence_v1.py. Errors
-raised here use ``req.error``, so each API answers in its own shape.
+and response shapes, error shapes), which lives in the confluence_v2_* and confluence_v1*
+modules. Errors raised here use ``req.error``, so each API answers in its own shape.
 """
 
 import base64
