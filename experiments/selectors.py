@@ -88,17 +88,10 @@ def experiment_rows(filters=None, sort="newest"):
     ``filters`` given (status, suite (pk), model, owner (pk), algorithm): one query."""
     from experiments.models import Episode, Experiment, MetricPoint
 
-    done = (
-        Episode.objects.filter(experiment=OuterRef("pk"))
-        .order_by()
-        .values("experiment")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
     best = MetricPoint.objects.filter(experiment=OuterRef("pk"), split="test", name="reward")
     best = best.order_by("-value")
     rows = Experiment.objects.select_related("suite", "owner").annotate(
-        episodes_done=Coalesce(Subquery(done, output_field=IntegerField()), 0),
+        episodes_done=_rows_of_experiment(Episode),
         best_heldout=Subquery(best.values("value")[:1], output_field=FloatField()),
     )
     lookups = {"status": "status", "suite": "suite_id", "model": "model_name", "owner": "owner_id"}
@@ -293,6 +286,31 @@ def newly_failing_order(trends):
     """Task pks with the largest drop from their best first; unobserved tasks last."""
     ranked = sorted(trends, key=lambda t: (not t["observed"], -(t["drop"] or 0), -(t["best"] or 0)))
     return [t["pk"] for t in ranked]
+
+
+def _rows_of_experiment(model):
+    """SQL: how many rows of ``model`` belong to the outer query's experiment (COUNT(*): an
+    index-only count)."""
+    rows = model.objects.filter(experiment=OuterRef("pk")).order_by().values("experiment")
+    return Coalesce(Subquery(rows.annotate(n=Count("*")).values("n"), output_field=IntegerField()), 0)
+
+
+def with_history_size(experiments):
+    """``experiments`` annotated with ``episode_count`` and ``point_count`` (metric points), in the
+    same query."""
+    from experiments.models import Episode, MetricPoint
+
+    return experiments.annotate(
+        episode_count=_rows_of_experiment(Episode), point_count=_rows_of_experiment(MetricPoint)
+    )
+
+
+def curves_cache_key(experiment):
+    """What experiment_curves of an experiment (annotated by with_history_size) depends on: a new
+    episode or metric point, an iteration or a status changes it."""
+    parts = (experiment.pk, experiment.status, experiment.current_iteration)
+    parts += (experiment.episode_count, experiment.point_count)
+    return "experiment-curves:" + ":".join(map(str, parts))
 
 
 def experiment_curves(experiment):

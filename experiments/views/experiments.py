@@ -6,14 +6,17 @@ Reading is open to every signed-in user; pausing, resuming and cancelling need t
 escaped by the templates and handed to scripts as JSON (json_script), never as markup.
 """
 
+import json
 import os
 import tempfile
 import zipfile
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, re_path, reverse
 from django.views.decorators.cache import never_cache
@@ -36,6 +39,7 @@ from experiments.services import (
 EPISODES_URL = "/episodes/"  # the episodes browser (issue 9); a plain path until its view exists
 CONTROLS = {"pause": pause_experiment, "resume": resume_experiment, "cancel": cancel_experiment}
 POLL_MS = 3000
+CURVES_CACHE_SECONDS = 600
 
 
 def _context(**values):
@@ -102,19 +106,27 @@ def experiment_detail(request, pk):
 @never_cache
 @require_GET
 def experiment_curves_json(request, pk):
-    """The page's figures (plotly figure dicts) and each task's trend, from SQL aggregates."""
-    experiment = get_object_or_404(Experiment.objects.defer("traceback"), pk=pk)
-    curves = selectors.experiment_curves(experiment)
-    return JsonResponse(
-        {
-            "experiment": experiment.pk,
-            "status": experiment.status,
-            "finished": experiment.finished,
-            "bucket": curves["bucket"],
-            "trends": curves["trends"],
-            "figures": experiment_figures(curves),
-        }
-    )
+    """The page's figures (plotly figure dicts) and each task's trend, from SQL aggregates. The
+    page polls it while the run goes on: what was computed for the same history (same status,
+    iteration, number of episodes and of metric points) is served from the cache."""
+    experiment = get_object_or_404(selectors.with_history_size(Experiment.objects.defer("traceback")), pk=pk)
+    key = selectors.curves_cache_key(experiment)
+    body = cache.get(key)
+    if body is None:
+        curves = selectors.experiment_curves(experiment)
+        body = json.dumps(
+            {
+                "experiment": experiment.pk,
+                "status": experiment.status,
+                "finished": experiment.finished,
+                "bucket": curves["bucket"],
+                "trends": curves["trends"],
+                "figures": experiment_figures(curves),
+            },
+            cls=DjangoJSONEncoder,
+        )
+        cache.set(key, body, CURVES_CACHE_SECONDS)
+    return HttpResponse(body, content_type="application/json")
 
 
 @never_cache

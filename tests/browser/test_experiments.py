@@ -37,6 +37,13 @@ POINT = """(element) => {
 }"""
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def core_suite(transactional_db):
     load_builtin_suites()

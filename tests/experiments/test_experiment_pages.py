@@ -7,6 +7,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -20,6 +21,12 @@ from experiments.suites import save_suite
 
 SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
 TINY = {"tasks": "read-priority", "iterations": 1, "group_size": 2, "tasks_per_iteration": 1}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """curves.json caches by experiment pk and history size; pks come back between tests."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -210,6 +217,18 @@ def test_the_curves_are_sql_aggregates_of_the_episodes(viewer, history, django_a
     for name in ("loss", "kl", "entropy", "clip_fraction", "grad_norm", "zero_variance_fraction"):
         assert figures[name]["data"][0]["x"] == list(range(1, 13))
     assert len(figures["throughput"]["data"]) == 2  # tokens/s and generation tokens/s recorded
+
+
+def test_unchanged_curves_are_served_from_the_cache_until_the_history_grows(
+    viewer, history, django_assert_num_queries
+):
+    url = reverse("experiment-curves", args=[history.pk])
+    first = viewer.get(url).json()
+    with django_assert_num_queries(3):  # session, user, the experiment with its history's size
+        assert viewer.get(url).json() == first
+    MetricPoint.objects.create(experiment=history, iteration=13, split="train", name="loss", value=0.5)
+    loss = viewer.get(url).json()["figures"]["loss"]["data"][0]
+    assert loss["x"][-1] == 13 and loss["y"][-1] == 0.5
 
 
 def test_newly_failing_tasks_come_first(viewer, suite, owner):
