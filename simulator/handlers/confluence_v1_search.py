@@ -1,6 +1,7 @@
-"""The classic Confluence REST v1: the space list (``GET /wiki/rest/api/space``) and CQL content
-search (``GET /wiki/rest/api/content/search?cql=...``, the subset in ``simulator.cql``), both
-offset-paged like the other v1 lists, over the same store as v2."""
+"""The classic Confluence REST v1: the space list (``GET /wiki/rest/api/space``) and CQL search
+(the subset in ``simulator.cql``) — ``GET /wiki/rest/api/content/search`` (pages) and
+``GET /wiki/rest/api/search`` (search results wrapping the pages, what the classic client's
+``cql()`` calls) — offset-paged like the other v1 lists, over the same store as v2."""
 
 from simulator.cql import CqlError, compile_cql
 from simulator.handlers import confluence_pages as store
@@ -14,6 +15,7 @@ from simulator.handlers.confluence_v1 import (
 )
 from simulator.models import Space
 from simulator.routing import CONFLUENCE_V1, Routes
+from simulator.selectors import storage_to_text
 
 routes = Routes(api=CONFLUENCE_V1)
 SPACE_TYPES = ("global", "personal", "collaboration", "knowledge_base")
@@ -55,6 +57,16 @@ def list_spaces(req):
     params=["cql", "cqlcontext", "expand", "start", "limit"],
 )
 def search_content(req):
+    rows, more, start, limit, expand, _ = _matching_pages(req)
+    nodes = store.tree({p.space_id for p in rows}) if "ancestors" in expand and rows else None
+    items = [content_json(req, p, expand, nodes) for p in rows]
+    extra = {"cqlQuery": req.param("cql")}
+    return offset_results(req, "/rest/api/content/search", items, start, limit, more, extra)
+
+
+def _matching_pages(req):
+    """The current pages the ``cql`` parameter matches, one page of them: (rows, more, start,
+    limit, expand, the whole match as a queryset)."""
     cql = req.param("cql")
     if not cql or not cql.strip():
         raise req.error(400, "The cql parameter is required.")
@@ -68,7 +80,38 @@ def search_content(req):
     if "metadata.labels" in expand:
         pages = pages.prefetch_related("labels")
     rows = list(pages[start : start + limit + 1])
-    nodes = store.tree({p.space_id for p in rows}) if "ancestors" in expand and rows else None
-    items = [content_json(req, p, expand, nodes) for p in rows[:limit]]
-    extra = {"cqlQuery": cql}
-    return offset_results(req, "/rest/api/content/search", items, start, limit, len(rows) > limit, extra)
+    return rows[:limit], len(rows) > limit, start, limit, expand, pages
+
+
+@routes.get(
+    f"{V1}/search",
+    operation="searchByCQL",
+    summary="Search results (content, title, excerpt, url, container) for a CQL query over pages",
+    params=["cql", "cqlcontext", "expand", "start", "limit", "includeArchivedSpaces", "excerpt"],
+)
+def search(req):
+    rows, more, start, limit, expand, pages = _matching_pages(req)
+    content_expand = {e.removeprefix("content.") for e in expand if e.startswith("content.")}
+    results = []
+    for page in rows:
+        text = storage_to_text(page.body)
+        results.append(
+            {
+                "content": content_json(req, page, content_expand),
+                "title": page.title,
+                "excerpt": text[:200],
+                "url": store.page_links(page)["webui"],
+                "resultGlobalContainer": {
+                    "title": page.space.name,
+                    "displayUrl": f"/spaces/{page.space.key}",
+                },
+                "breadcrumbs": [],
+                "entityType": "content",
+                "iconCssClass": "aui-icon content-type-page",
+                "lastModified": store.wiki_time(page.version_created),
+                "score": 0.0,
+            }
+        )
+    total = start + len(rows) if not more else pages.count()
+    extra = {"totalSize": total, "cqlQuery": req.param("cql"), "searchDuration": 0}
+    return offset_results(req, "/rest/api/search", results, start, limit, more, extra)

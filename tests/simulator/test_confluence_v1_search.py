@@ -100,3 +100,17 @@ def test_bad_cql_is_a_v1_400(wiki, cql):
     assert r.status_code == 400
     body = r.json()
     assert body["statusCode"] == 400 and body["message"] and body["reason"] == "Bad Request"
+
+
+def test_the_search_resource_wraps_each_page_as_a_search_result(wiki):
+    r = wiki.get(f"{V1}/search", params={"cql": "space = ENG AND label = runbook", "limit": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert (
+        body["totalSize"] == 4 and body["size"] == 2 and body["cqlQuery"] == "space = ENG AND label = runbook"
+    )
+    first = body["results"][0]
+    assert first["entityType"] == "content" and first["content"]["type"] == "page"
+    assert first["title"] == first["content"]["title"] and first["url"].startswith("/spaces/ENG/pages/")
+    assert first["resultGlobalContainer"]["title"] == "Engineering" and "<" not in first["excerpt"]
+    assert wiki.get(f"{V1}/search", params={"cql": "nonsense ~"}).status_code == 400

@@ -135,3 +135,12 @@ def test_atlassian_jira_client_agile_calls(site):
         jira.get_issue("WEB-18", fields="customfield_10020")["fields"]["customfield_10020"][0]["id"]
         == active["id"]
     )
+
+
+def test_the_classic_client_lists_spaces_and_searches_with_cql(site):
+    wiki = atlassian.Confluence(
+        url=site["confluence_url"].rstrip("/"), username=site["email"], password=site["token"]
+    )
+    assert [s["key"] for s in wiki.get_all_spaces(start=0, limit=50)["results"]] == ["ENG", "PROD"]
+    found = wiki.cql('space = ENG AND label = postmortem AND text ~ "connection pool"')
+    assert [r["content"]["title"] for r in found["results"]] == ["Postmortem: Checkout Outage 2025-11-28"]
