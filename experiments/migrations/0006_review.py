@@ -208,6 +208,14 @@ class Migration(migrations.Migration):
             model_name="episode",
             index=models.Index(fields=["reward", "id"], name="exp_episode_reward"),
         ),
+        migrations.AddIndex(
+            model_name="episode",
+            index=models.Index(fields=["experiment", "reward", "id"], name="exp_episode_exp_reward"),
+        ),
+        migrations.AddIndex(
+            model_name="episode",
+            index=models.Index(fields=["experiment", "id"], name="exp_episode_exp_id"),
+        ),
         migrations.AddField(
             model_name="comment",
             name="author",

@@ -141,6 +141,8 @@ class Episode(models.Model):
         indexes = [
             models.Index(fields=["experiment", "split"], name="exp_episode_split"),
             models.Index(fields=["reward", "id"], name="exp_episode_reward"),  # the browser's sort
+            models.Index(fields=["experiment", "reward", "id"], name="exp_episode_exp_reward"),
+            models.Index(fields=["experiment", "id"], name="exp_episode_exp_id"),
             # The experiment pages' curves: an index-only scan grouped in its order (selectors).
             models.Index(
                 fields=["experiment", "split", "iteration", "task", "success", "reward"],
