@@ -90,6 +90,14 @@ def test_the_browser_pages_by_keyset_in_reward_order(viewer, history, monkeypatc
             break
     assert seen == sorted(seen, key=lambda r: (-r[0], -r[1]))
     assert len(seen) == Episode.objects.count() == len(set(seen))
+    for sort in ("id", "-id", "reward"):  # within one experiment, the order leads with it
+        seen, cursor = [], ""
+        while True:
+            rows, cursor = replay.browser_page({"experiment": str(history.pk), "sort": sort}, cursor, size=7)
+            seen += [(e.reward if "reward" in sort else 0, e.pk) for e in rows]
+            if not cursor:
+                break
+        assert seen == sorted(seen, reverse=sort.startswith("-")) and len(seen) == Episode.objects.count()
     html = viewer.get(reverse("episodes"), {"sort": "reward"}).content.decode()
     assert "after=" in html and "OFFSET" not in html
 
