@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from experiments import replay, review
 from experiments.models import Episode, Experiment, QueueItem, Review, Step, Task
-from experiments.roles import LAUNCH_EXPERIMENT, REVIEW_EPISODE
+from experiments.roles import REVIEW_EPISODE
 
 
 def _context(**values):
@@ -132,7 +132,6 @@ def episode_detail(request, pk):
             reviewers=_reviewers() if can_review else [],
             threads=review.comment_threads(episode),
             can_review=can_review,
-            can_launch=request.user.has_perm(LAUNCH_EXPERIMENT),
             queue=queue,
             item=item,
             breakdown=breakdown,
