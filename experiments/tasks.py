@@ -155,14 +155,12 @@ def train_iteration(self, _results, experiment_id, iteration_index):
     """The chord's body: one update (GRPO on the iteration's episodes, or an SFT epoch), checkpoint
     version ``iteration_index``, its metric points; then the evaluation, the next iteration or the
     end. A checkpoint already saved (a redelivered task) is not trained again, an iteration being
-    trained by a live task (it beats) is left to it, and one already done is left alone."""
-    from datetime import timedelta
-
+    trained by a live task (it beats) is left to it (``_claim_training``), and one already done is
+    left alone."""
     from django.db import transaction
-    from django.utils import timezone
 
     from experiments.models import Checkpoint, Iteration, MetricPoint
-    from experiments.recovery import heartbeat, stall_seconds
+    from experiments.recovery import heartbeat
     from experiments.services import advance_experiment, evaluation_points, schedule_evaluation
     from experiments.updates import train_update
 
@@ -181,13 +179,7 @@ def train_iteration(self, _results, experiment_id, iteration_index):
             stored = iteration.episodes.filter(split="train").count()
             if stored < iteration.episodes_expected:  # an older chord of a paused-then-resumed iteration
                 return {"waiting": f"{stored} of {iteration.episodes_expected} episodes"}
-            now = timezone.now()
-            claimed = (
-                Iteration.objects.filter(pk=iteration.pk)
-                .exclude(state="training", heartbeat_at__gte=now - timedelta(seconds=stall_seconds()))
-                .update(state="training", rollouts_finished_at=now, episodes_done=stored, heartbeat_at=now)
-            )
-            if not claimed:
+            if not _claim_training(iteration, stored):
                 return {"skipped": "being trained"}
             started = time.perf_counter()
             with heartbeat(iteration.pk):
@@ -200,6 +192,35 @@ def train_iteration(self, _results, experiment_id, iteration_index):
                 advance_experiment(experiment, iteration_index)
         points = MetricPoint.objects.filter(experiment=experiment, iteration=iteration_index)
         return {"iteration": iteration_index, "metrics": dict(points.values_list("name", "value"))}
+
+
+def _claim_training(iteration, stored):
+    """Mark the iteration as being trained by this task, unless a live task trains it (one that
+    beat in the last four heartbeats); wait while it lives, up to RLVR_STALL_SECONDS. A train
+    process killed mid-update stops beating, so its redelivered task takes over within four beats.
+    False when the other task finished the checkpoint, or is still alive at the deadline."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from experiments.models import Checkpoint, Iteration
+    from experiments.recovery import heartbeat_seconds, stall_seconds
+
+    alive = timedelta(seconds=4 * heartbeat_seconds())
+    deadline = time.monotonic() + stall_seconds()
+    while True:
+        now = timezone.now()
+        claimed = (
+            Iteration.objects.filter(pk=iteration.pk)
+            .exclude(state="training", heartbeat_at__gte=now - alive)
+            .update(state="training", rollouts_finished_at=now, episodes_done=stored, heartbeat_at=now)
+        )
+        if claimed:
+            return True
+        finished = Checkpoint.objects.filter(experiment_id=iteration.experiment_id, version=iteration.index)
+        if finished.exists() or time.monotonic() > deadline:
+            return False
+        time.sleep(heartbeat_seconds())
 
 
 @shared_task(bind=True)

@@ -180,3 +180,27 @@ def test_checkpoints_go_through_the_storage_api_and_are_downloaded_once(make_use
     assert experiment.status == "completed", experiment.traceback
     assert (Path(cache) / ".complete").is_file() and (Path(cache) / "adapter_model.safetensors").is_file()
     assert default_storage.exists(f"{policies.checkpoint_name(experiment.pk, 2)}/adapter_model.safetensors")
+
+
+@pytest.mark.django_db
+def test_a_train_task_leaves_a_beating_trainer_alone_and_takes_over_from_a_silent_one(
+    make_user, suite, monkeypatch
+):
+    from experiments.tasks import train_iteration
+
+    monkeypatch.setenv("RLVR_HEARTBEAT_SECONDS", "0.05")  # alive: a beat in the last 0.2 s
+    monkeypatch.setenv("RLVR_STALL_SECONDS", "0.5")  # how long a second copy waits for it
+    experiment = launch(make_user, suite)
+    for task, variant in experiment.iteration_set.get().groups:
+        rollout_group(experiment.pk, 1, task, variant)
+    iteration = Iteration.objects.get(experiment=experiment, index=1)
+    Iteration.objects.filter(pk=iteration.pk).update(
+        state="training", heartbeat_at=timezone.now() + timedelta(hours=1)
+    )
+
+    assert train_iteration([], experiment.pk, 1) == {"skipped": "being trained"}
+    assert not experiment.checkpoints.exists()
+
+    Iteration.objects.filter(pk=iteration.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=5))
+    assert train_iteration([], experiment.pk, 1)["iteration"] == 1
+    assert experiment.checkpoints.count() == 1
