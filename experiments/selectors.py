@@ -156,8 +156,8 @@ def iteration_indexes(experiment_ids):
     return dict(Iteration.objects.filter(experiment_id__in=experiment_ids).values_list("pk", "index"))
 
 
-def episode_aggregates(experiment_ids, size, *, by_task=True, where=None, indexes=None):
-    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations[, task]),
+def episode_aggregates(experiment_ids, size, *, where=None, indexes=None):
+    """Episodes aggregated in SQL per (experiment, split, bucket of ``size`` iterations, task),
     optionally only those matching ``where`` (a Q): ``x`` (the bucket's last iteration),
     ``bucket`` (0-based), ``n``, ``wins`` (successes), reward ``mean``/``lo``/``hi``; ordered by
     those keys. One query, after iteration_indexes (unless ``indexes`` is given): grouped by
@@ -175,20 +175,19 @@ def episode_aggregates(experiment_ids, size, *, by_task=True, where=None, indexe
         "lo": Min("reward"),
         "hi": Max("reward"),
     }
-    task = ["task_id"] if by_task else []
     episodes = Episode.objects.filter(experiment_id__in=experiment_ids)
     if where is not None:
         episodes = episodes.filter(where)
     if size > 1:
-        keys = ["experiment_id", "split", "bucket", *task]
+        keys = ["experiment_id", "split", "bucket", "task_id"]
         episodes = episodes.annotate(bucket=_bucket("iteration__index", size))
         return _fetch(episodes.values(*keys).annotate(x=Max("iteration__index"), **stats).order_by(*keys))
-    keys = ["experiment_id", "split", "iteration_id", *task]
+    keys = ["experiment_id", "split", "iteration_id", "task_id"]
     rows = _fetch(episodes.values(*keys).annotate(**stats).order_by(*keys))
     for row in rows:
         row["x"] = indexes[row.pop("iteration_id")]
         row["bucket"] = row["x"] - 1
-    rows.sort(key=lambda r: (r["experiment_id"], r["split"], r["bucket"], r.get("task_id", 0)))
+    rows.sort(key=lambda r: (r["experiment_id"], r["split"], r["bucket"], r["task_id"]))
     return rows
 
 
