@@ -399,8 +399,9 @@ def grpo_group(experiment, index, task_pk, variant):
     """The samples of one task variant in iteration ``index``: each with its reward, advantage
     (reward - group mean, divided by the group's std as the GRPO update does), success, turns and
     calls; ``first_difference``: the first step at which the samples' calls differ (None when they
-    all made the same calls); ``zero_variance``: every reward equal, no learning signal. Four
-    queries (iteration, episodes, steps, the iteration's tasks). Raises Iteration.DoesNotExist."""
+    all made the same calls); ``zero_variance``: every reward equal, no learning signal;
+    ``neighbours``: what to open for the iterations before and after. Five queries (iteration,
+    episodes, steps, the suite's tasks, the neighbours). Raises Iteration.DoesNotExist."""
     from experiments.models import Episode, Iteration, Step
 
     iteration = Iteration.objects.only("index", "groups", "phase").get(experiment=experiment, index=index)
@@ -434,6 +435,7 @@ def grpo_group(experiment, index, task_pk, variant):
         )
     task_names = {t["pk"]: t["task_id"] for t in experiment_tasks(experiment)}
     return {
+        "neighbours": _neighbour_groups(experiment, index, [int(task_pk), int(variant)]),
         "iteration": iteration,
         "task_id": task_names.get(int(task_pk), str(task_pk)),
         "samples": samples,
@@ -447,6 +449,19 @@ def grpo_group(experiment, index, task_pk, variant):
             {"task": t, "task_id": task_names.get(t, str(t)), "variant": v} for t, v in iteration.groups
         ],
     }
+
+
+def _neighbour_groups(experiment, index, group):
+    """``[(label, index, [task pk, variant])]`` of the iterations before and after ``index``: the
+    same group where that iteration sampled it, its first group otherwise (one query)."""
+    from experiments.models import Iteration
+
+    around = Iteration.objects.filter(experiment=experiment, index__in=[index - 1, index + 1])
+    out = []
+    for other in around.exclude(groups=[]).only("index", "groups").order_by("index"):
+        target = group if group in other.groups else other.groups[0]
+        out.append(("previous" if other.index < index else "next", other.index, target))
+    return out
 
 
 def _first_difference(sequences):

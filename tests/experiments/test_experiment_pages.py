@@ -317,7 +317,8 @@ def test_the_group_view_shows_every_sample_with_its_advantage(viewer, history, d
     iteration = history.iteration_set.get(index=3)
     task, variant = iteration.groups[0]
     url = reverse("experiment-group", args=[history.pk, 3, task, variant])
-    with django_assert_num_queries(7):  # session, user, experiment, iteration, episodes, steps, tasks
+    # session, user, experiment, iteration, episodes, steps, tasks, the iterations before and after
+    with django_assert_num_queries(8):
         response = viewer.get(url)
     group = response.context["group"]
     samples = Episode.objects.filter(iteration=iteration, task_id=task, variant_index=variant, split="train")
@@ -334,6 +335,9 @@ def test_the_group_view_shows_every_sample_with_its_advantage(viewer, history, d
     html = response.content.decode()
     for sample in group["samples"]:
         assert f"/episodes/{sample['episode'].pk}/" in html
+    before = history.iteration_set.get(index=2)
+    expected = [task, variant] if [task, variant] in before.groups else before.groups[0]
+    assert reverse("experiment-group", args=[history.pk, 2, *expected]) in html
 
 
 def test_a_zero_variance_group_is_flagged(viewer, history):
