@@ -13,7 +13,7 @@ from tests.experiments.test_orchestration import EXPECTED_EPISODES, SUITE, launc
 from tests.workers import kill_worker, start_worker, stop_worker, wait_for_ping
 
 
-def active_pid(task_name, worker="test", timeout=60):
+def active_pid(task_name, worker="test", timeout=150):
     """The pool process of ``worker`` running a ``task_name`` task right now."""
     from rlvr_site.celery import app
 
