@@ -17,6 +17,8 @@ import os
 import shutil
 from pathlib import Path
 
+from django.conf import settings
+
 _POLICIES: dict = {}  # (model name, lora rank, lora alpha) -> {"model", "tokenizer", "backend", "loaded"}
 _SYSTEM_PROMPTS: dict = {}  # (suite source hash, tasks, scope) -> system prompt
 CHECKPOINTS = "experiments/{experiment}/checkpoints/v{version:04d}"
@@ -27,7 +29,7 @@ def set_torch_threads():
     cores per process is several times slower (2 threads measured 6x slower than 1 on 2 cores)."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("RLVR_TORCH_THREADS", "1")))
+    torch.set_num_threads(settings.RLVR_TORCH_THREADS)
 
 
 def checkpoint_name(experiment_id, version):
@@ -45,8 +47,6 @@ def _storage_path(name):
 
 
 def _cache_path(name):
-    from django.conf import settings
-
     return Path(settings.VAR_DIR) / "checkpoint-cache" / name
 
 

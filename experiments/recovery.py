@@ -19,10 +19,11 @@ off); ``manage.py experiment recover`` runs it once.
 """
 
 import logging
-import os
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
+
+from django.conf import settings
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,15 @@ STATES = ("rolling", "training", "evaluating")  # an iteration under way
 
 
 def heartbeat_seconds():
-    return float(os.environ.get("RLVR_HEARTBEAT_SECONDS", "15"))
+    return settings.RLVR_HEARTBEAT_SECONDS
 
 
 def stall_seconds():
-    return float(os.environ.get("RLVR_STALL_SECONDS", "300"))
+    return settings.RLVR_STALL_SECONDS
 
 
 def recover_every_seconds():
-    return float(os.environ.get("RLVR_RECOVER_EVERY", "60"))
+    return settings.RLVR_RECOVER_EVERY
 
 
 def beat(iteration_pk):

@@ -173,10 +173,11 @@ class ExperimentError(ValueError):
     """An experiment that cannot be started, or a transition its status does not allow."""
 
 
-def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, name=None):
+def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, name=None, parent=None):
     """Create an Experiment (status queued) and dispatch its first iteration once committed.
     ``suite``: a TaskSuite or its name; ``overrides``: hyperparameters (experiments.hyperparameters),
-    strings accepted. Raises ExperimentError (HyperparameterError included) with what to change."""
+    strings accepted; ``parent``: the Experiment it was cloned from. Raises ExperimentError
+    (HyperparameterError included) with what to change."""
     from django.db import transaction
 
     from experiments.hyperparameters import HyperparameterError, validate
@@ -204,6 +205,7 @@ def start_experiment(owner, suite, model, algorithm="grpo", overrides=None, *, n
         algorithm=algorithm,
         hyperparameters=hp,
         owner=owner,
+        parent=parent,
     )
     if experiment.iterations < 1:
         raise ExperimentError(f"{algorithm} has nothing to do: set sft_epochs to 1 or more")

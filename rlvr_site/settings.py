@@ -173,6 +173,17 @@ else:
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 
+# --- Workers ------------------------------------------------------------------------------------
+# A running task marks its iteration alive every RLVR_HEARTBEAT_SECONDS; an iteration silent for
+# RLVR_STALL_SECONDS while the queues are empty lost its messages with a dead worker and is
+# dispatched again (experiments/recovery.py); each worker looks every RLVR_RECOVER_EVERY seconds
+# (0: never). RLVR_TORCH_THREADS: torch threads per worker process (more than the cores it may
+# use is several times slower).
+RLVR_HEARTBEAT_SECONDS = float(os.environ.get("RLVR_HEARTBEAT_SECONDS", "15"))
+RLVR_STALL_SECONDS = float(os.environ.get("RLVR_STALL_SECONDS", "300"))
+RLVR_RECOVER_EVERY = float(os.environ.get("RLVR_RECOVER_EVERY", "60"))
+RLVR_TORCH_THREADS = int(os.environ.get("RLVR_TORCH_THREADS", "1"))
+
 for _folder in (VAR_DIR, MEDIA_ROOT, STATIC_ROOT):
     _folder.mkdir(parents=True, exist_ok=True)
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -33,6 +33,14 @@ class Experiment(models.Model):
     hyperparameters = models.JSONField(help_text="experiments.hyperparameters.validate() output")
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED, db_index=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="experiments")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clones",
+        help_text="the experiment this one was cloned from (its config is diffed against it)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

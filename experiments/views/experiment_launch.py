@@ -49,6 +49,7 @@ def experiment_new(request):
                     data["algorithm"],
                     data["hyperparameters"],
                     name=data["name"].strip() or None,
+                    parent=parent,
                 )
             except ExperimentError as err:
                 form.add_problem(str(err))

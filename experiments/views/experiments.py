@@ -64,7 +64,7 @@ def experiments_index(request):
 
 
 def _experiment(pk):
-    return get_object_or_404(Experiment.objects.select_related("suite", "owner"), pk=pk)
+    return get_object_or_404(Experiment.objects.select_related("suite", "owner", "parent"), pk=pk)
 
 
 @require_GET

@@ -528,6 +528,12 @@ def test_clone_prefills_from_the_parent_and_shows_the_diff(client, owner):
     response = client.post(reverse("experiment-new"), data)
     clone = Experiment.objects.exclude(pk=parent.pk).get()
     assert clone.name == f"parent <run> (clone of #{parent.pk})" and clone.hyperparameters["iterations"] == 3
+    assert clone.parent == parent  # the lineage, shown on the clone's page
+    page = client.get(reverse("experiment", args=[clone.pk])).content.decode()
+    assert (
+        f'cloned from <a href="{reverse("experiment", args=[parent.pk])}">#{parent.pk} parent &lt;run&gt;'
+        in page
+    )
 
 
 def test_names_reach_the_figures_as_text_not_markup(viewer, suite, owner):

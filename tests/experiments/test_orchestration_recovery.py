@@ -184,12 +184,12 @@ def test_checkpoints_go_through_the_storage_api_and_are_downloaded_once(make_use
 
 @pytest.mark.django_db
 def test_a_train_task_leaves_a_beating_trainer_alone_and_takes_over_from_a_silent_one(
-    make_user, suite, monkeypatch
+    make_user, suite, settings
 ):
     from experiments.tasks import train_iteration
 
-    monkeypatch.setenv("RLVR_HEARTBEAT_SECONDS", "0.05")  # alive: a beat in the last 0.2 s
-    monkeypatch.setenv("RLVR_STALL_SECONDS", "0.5")  # how long a second copy waits for it
+    settings.RLVR_HEARTBEAT_SECONDS = 0.05  # alive: a beat in the last 0.2 s
+    settings.RLVR_STALL_SECONDS = 0.5  # how long a second copy waits for it
     experiment = launch(make_user, suite)
     for task, variant in experiment.iteration_set.get().groups:
         rollout_group(experiment.pk, 1, task, variant)
