@@ -44,3 +44,10 @@ def make_user(db):
 def operator_client(client, make_user):
     client.force_login(make_user("olivia", role="operators"))
     return client
+
+
+@pytest.fixture
+def viewer(client, make_user):
+    """A client logged in as a member of viewers: may read every page, change nothing."""
+    client.force_login(make_user("vera", role="viewers"))
+    return client

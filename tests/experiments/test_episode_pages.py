@@ -34,12 +34,6 @@ def history(suite, make_user):
 
 
 @pytest.fixture
-def viewer(client, make_user):
-    client.force_login(make_user("vera", role="viewers"))
-    return client
-
-
-@pytest.fixture
 def reviewer(client, make_user):
     client.force_login(make_user("rita", role="reviewers"))
     return client

@@ -41,12 +41,6 @@ def owner(make_user):
 
 
 @pytest.fixture
-def viewer(client, make_user):
-    client.force_login(make_user("vera", role="viewers"))
-    return client
-
-
-@pytest.fixture
 def history(suite, owner):
     return record_history(
         owner=owner, suite=suite, iterations=12, tasks_per_iteration=4, group_size=4, eval_every=4

@@ -25,12 +25,6 @@ def acme():
     return load_seed("acme")
 
 
-@pytest.fixture
-def viewer(client, make_user):
-    client.force_login(make_user("victor", role="viewers"))
-    return client
-
-
 def named(text, name):
     return text.replace("suite: example", f"suite: {name}", 1)
 

@@ -18,12 +18,6 @@ WEAK = ORACLE.replace('      - no_collateral: ["issue:new"]\n', "")
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def viewer(client, make_user):
-    client.force_login(make_user("victor", role="viewers"))
-    return client
-
-
 def check_command(*args):
     call_command("suites", "check", "--suite", "jira-oracle", "--sample", "1", *args)
 
