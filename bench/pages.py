@@ -158,12 +158,12 @@ def pages(user):
             [],
             f"?experiment={experiment.pk}&iteration={iteration.index}&task={task}",
         ),
+        ("episodes, free-text search", "episodes", [], f"?experiment={experiment.pk}&q=quick-win"),
         ("episode (replay)", "episode", [failed.pk], ""),
+        ("episode step fragment", "episode-step", [failed.pk, 0], ""),
         ("review", "review", [], ""),
+        ("review queue", "review-queue", [_a_review_queue(user, experiment)], ""),
     ]
-    queue = _a_review_queue()
-    if queue is not None:
-        wanted.append(("review queue", "review-queue", [queue], ""))
     for label, name, args, query in wanted:
         try:
             out.append((label, reverse(name, args=args) + query, None))
@@ -172,14 +172,20 @@ def pages(user):
     return out
 
 
-def _a_review_queue():
-    """The pk of a stored review queue, if the review models exist and hold one."""
-    from django.apps import apps
+def _a_review_queue(user, experiment):
+    """The pk of a review queue of 50 failed episodes of ``experiment`` assigned to ``user``
+    (made once, through the same service as the page's "save as a queue")."""
+    from experiments.models import ReviewQueue
+    from experiments.review import build_queue
 
-    for model in apps.get_app_config("experiments").get_models():
-        if model.__name__.lower().endswith("queue"):
-            return model.objects.order_by("pk").values_list("pk", flat=True).first()
-    return None
+    queue = ReviewQueue.objects.filter(name="bench").first() or build_queue(
+        name="bench",
+        filters={"experiment": str(experiment.pk), "success": "0"},
+        size=50,
+        members=[user],
+        created_by=user,
+    )
+    return queue.pk
 
 
 def time_page(client, url, requests, warmup=3, before=lambda: None):
