@@ -144,11 +144,23 @@
     if (progress.status !== status) {
       status = progress.status;
       // The controls and the error depend on the status: take the panel as the server renders it.
-      if (window.htmx) {
-        window.htmx.ajax("GET", window.location.pathname, { target: "#experiment-panel", select: "#experiment-panel", swap: "outerHTML" });
-      }
+      refresh("#experiment-panel");
+    }
+    const records = progress.iteration + "/" + progress.checkpoints + "/" + progress.status;
+    if (records !== shownRecords) {
+      // A new iteration or checkpoint: the latest groups and the checkpoint list, as rendered.
+      if (shownRecords !== null) refresh("#experiment-records");
+      shownRecords = records;
     }
   }
+
+  function refresh(selector) {
+    if (window.htmx) {
+      window.htmx.ajax("GET", window.location.pathname, { target: selector, select: selector, swap: "outerHTML" });
+    }
+  }
+
+  let shownRecords = null; // iteration/checkpoints/status the records section was drawn for
 
   async function poll() {
     try {

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.builtin import load_builtin_suites
 from experiments.history import record_history
-from experiments.models import Experiment, MetricPoint, TaskSuite
+from experiments.models import Checkpoint, Experiment, MetricPoint, TaskSuite
 from experiments.suites import save_suite
 
 pytestmark = pytest.mark.browser
@@ -96,6 +96,16 @@ def test_a_running_experiments_curve_gains_a_point_without_reload(
     page.wait_for_selector("#curve-loss[data-points='4']", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True  # not reloaded
     assert page.evaluate("document.getElementById('curve-loss').data[0].y.at(-1)") == pytest.approx(0.123)
+
+
+def test_a_new_checkpoint_appears_in_the_list_without_reload(page, live_server, browser_user, core_suite):
+    run = record_history(owner=browser_user, suite=core_suite, iterations=3, status=Experiment.RUNNING)
+    page.goto(f"{live_server.url}/experiments/{run.pk}/")
+    page.wait_for_selector("#curve-loss[data-points='3']")
+    page.evaluate("window.__sameDocument = true")
+    Checkpoint.objects.create(experiment=run, version=4, path="x", metrics={"reward_mean": 0.5})
+    page.wait_for_selector("#experiment-records a[href$='/checkpoints/4/download/']", timeout=20_000)
+    assert page.evaluate("window.__sameDocument") is True
 
 
 def test_clicking_a_heatmap_cell_opens_its_episodes(page, live_server, browser_user, core_suite):
