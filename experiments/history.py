@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from experiments import hyperparameters
 from experiments.models import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
+from experiments.updates import evaluation_figures
 
 BATCH = 2000
 _TEMPLATE = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
@@ -345,28 +346,11 @@ def _metrics(experiment, runs):
             for k, v in numbers.items()
         ]
         test = [e for e in run.episodes if e.split == Episode.TEST]
-        if test:
-            held_out = {"reward": test, **{f"reward/{e.task.task_id}": [e] for e in test}}
-            for key, group in held_out.items():
-                success_key = key.replace("reward", "success", 1)
-                points.append(
-                    MetricPoint(
-                        experiment=experiment,
-                        iteration=run.index,
-                        split="test",
-                        name=key,
-                        value=sum(e.reward for e in group) / len(group),
-                    )
-                )
-                points.append(
-                    MetricPoint(
-                        experiment=experiment,
-                        iteration=run.index,
-                        split="test",
-                        name=success_key,
-                        value=sum(e.success for e in group) / len(group),
-                    )
-                )
+        if test:  # what the evaluation's train task records, from the same function
+            points += [
+                MetricPoint(experiment=experiment, iteration=run.index, split="test", name=k, value=v)
+                for k, v in evaluation_figures(test).items()
+            ]
         checkpoints.append(
             Checkpoint(
                 experiment=experiment,
