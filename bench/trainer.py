@@ -84,7 +84,9 @@ def run_ours(workload: dict) -> dict:
             encode_prompt(tokenizer, build_messages(workload["system_prompt"], p["instruction"]))
             for p in batch
         ]
-        sampling = SamplingSettings(grpo["max_new_tokens"], grpo["temperature"], grpo["top_p"], seed=step)
+        sampling = SamplingSettings(
+            grpo["max_new_tokens"], grpo["temperature"], grpo["top_p"], prose_tokens=0, seed=step
+        )
         first_step_prompts = first_step_prompts or [p for p in ids for _ in range(size)]
         t0 = time.perf_counter()
         generations = backend.generate([p for p in ids for _ in range(size)], sampling)
@@ -106,7 +108,9 @@ def run_ours(workload: dict) -> dict:
     figures["wall_s"] = time.perf_counter() - started
 
     # Batched group generation against one sequence at a time (no sharing), same 16 prompts.
-    sampling = SamplingSettings(grpo["max_new_tokens"], grpo["temperature"], grpo["top_p"], seed=99)
+    sampling = SamplingSettings(
+        grpo["max_new_tokens"], grpo["temperature"], grpo["top_p"], prose_tokens=0, seed=99
+    )
     t0 = time.perf_counter()
     batched = backend.generate(first_step_prompts, sampling)
     figures["batched_s"] = time.perf_counter() - t0

@@ -42,7 +42,9 @@ def evaluate(
     greedy: bool = True,
     batch_size: int = 16,
 ) -> tuple[dict, list[Episode]]:
-    """Run `(task id, environment)` pairs in batches of `batch_size`; return (summary, episodes).
+    """Run `(task id, environment)` pairs in batches of at most `batch_size`, as even as can be
+    (20 pairs at 16 are two batches of 10, not 16 and a nearly serial 4); return (summary,
+    episodes).
 
     `greedy` overrides the sampling temperature with 0; the summary is `summarise(episodes)`.
     """
@@ -50,8 +52,10 @@ def evaluate(
     if greedy:
         settings = replace(settings, sampling=replace(settings.sampling, temperature=0.0))
     episodes: list[Episode] = []
-    for first in range(0, len(environments), batch_size):
-        batch = environments[first : first + batch_size]
+    batches = -(-len(environments) // batch_size)
+    size = -(-len(environments) // batches) if batches else 0
+    for first in range(0, len(environments), size or 1):
+        batch = environments[first : first + size]
         envs, tasks = [env for _task, env in batch], [task for task, _env in batch]
         episodes += run_episodes(backend, tokenizer, system, envs, settings, tasks)
     return summarise(episodes), episodes

@@ -27,12 +27,18 @@ from trainer.logprobs import MIN_SHARED_PREFIX, base_modules, common_prefix_leng
 
 @dataclass
 class SamplingSettings:
-    """How to sample one turn. `temperature` 0 means greedy."""
+    """How to sample one turn. `temperature` 0 means greedy.
+
+    With `stop_at_json`, a row also stops after `prose_tokens` tokens that have not opened a JSON
+    object (0: never): such a reply is a format error however it goes on, and a prompted base
+    model's prose would otherwise run to `max_new_tokens` on every turn of every episode.
+    """
 
     max_new_tokens: int = 128
     temperature: float = 1.0
     top_p: float = 1.0
     stop_at_json: bool = True
+    prose_tokens: int = 48
     seed: int | None = None
 
 
@@ -43,7 +49,7 @@ class Generation:
     token_ids: list[int]
     logprobs: list[float]
     text: str
-    finish_reason: str  # "json" (object closed), "eos" or "length"
+    finish_reason: str  # "json" (object closed), "eos", "length" or "prose" (no object opened)
 
 
 @dataclass
@@ -288,6 +294,12 @@ class TransformersBackend:
                     reasons[i] = "eos"
                 elif settings.stop_at_json and stops[i].feed(self._piece(token)):
                     reasons[i] = "json"
+                elif (
+                    settings.stop_at_json
+                    and 0 < settings.prose_tokens <= len(tokens[i])
+                    and not stops[i].started
+                ):
+                    reasons[i] = "prose"
                 else:
                     keep.append(row)
             if not keep or _step == settings.max_new_tokens - 1:

@@ -57,7 +57,7 @@ def test_evaluation_is_greedy_batched_and_reports_each_task(tokenizer, issue_env
         "wrong": {"reward": 0.5, "success": 0.0, "episodes": 1},
     }
     assert summary["reward"] == 0.875 and summary["success"] == 0.75
-    assert backend.calls == [(3, 0.0), (3, 0.0), (1, 0.0), (1, 0.0)]
+    assert backend.calls == [(2, 0.0), (2, 0.0), (2, 0.0), (2, 0.0)]  # 4 at 3 a batch: 2 + 2, not 3 + 1
     assert settings.sampling.temperature == 1.0  # the caller's settings are left alone
     assert len(episodes) == 4
 

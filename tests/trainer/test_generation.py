@@ -150,3 +150,19 @@ def test_micro_batches_respect_rows_and_tokens_and_keep_order():
         ["d"],  # longer than the budget: alone
         ["e", "f"],
     ]
+
+
+def test_a_reply_that_opens_no_json_object_stops_after_prose_tokens(make_policy, tokenizer):
+    policy = make_policy()
+    prompts = prompts_for(tokenizer, ["Get OPS-1.", "Hi", "Create a bug."] * 2)
+    backend = TransformersBackend(policy, tokenizer)
+    prose = backend.generate(prompts, SamplingSettings(max_new_tokens=30, prose_tokens=4, seed=7))
+    assert "prose" in {g.finish_reason for g in prose}
+    for g in prose:
+        if g.finish_reason == "prose":
+            assert len(g.token_ids) == 4 and "{" not in g.text
+        else:
+            assert g.finish_reason in ("eos", "json") or "{" in g.text
+    unlimited = backend.generate(prompts, SamplingSettings(max_new_tokens=30, prose_tokens=0, seed=7))
+    assert "prose" not in {g.finish_reason for g in unlimited}
+    assert max(len(g.token_ids) for g in unlimited) > 4
