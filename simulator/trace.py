@@ -11,7 +11,8 @@ bulk_create) was a large part of a call's time; values are still adapted by the 
 fields, so what lands in the tables is what the ORM would write.
 
 - PostgreSQL: one round trip. The world UPDATE, the call INSERT and the changes INSERT are one
-  statement (data-modifying CTEs), preceded by ``SET LOCAL synchronous_commit TO OFF``: the call's
+  statement (data-modifying CTEs), prepared once per connection for each number of changes
+  (simulator.prepared), preceded by ``SET LOCAL synchronous_commit TO OFF``: the call's
   commit does not wait for its WAL to reach the disk (3 ms on the shared machine, most of a call).
   A crash of the database server can lose the last fraction of a second of calls, each one whole,
   state and trace together; it never splits a call. The setting is for this transaction only.
@@ -23,6 +24,7 @@ from functools import cache, lru_cache
 from django.db import connection
 
 from simulator.models import ApiCall, Change, World
+from simulator.prepared import prepared
 
 CALL_FIELDS = (
     "world",
@@ -41,6 +43,9 @@ CALL_FIELDS = (
 )
 # A change as the dispatcher collects it: (action, object_type, object_ref, field, before, after).
 CHANGE_FIELDS = ("action", "object_type", "object_ref", "field", "before", "after")
+# Calls with up to this many changes (nearly all) have their statement prepared; the rare larger
+# ones are planned each time rather than keep a statement per size on every connection.
+PREPARED_CHANGES = 16
 
 
 @cache
@@ -72,11 +77,11 @@ def _sql(vendor, n_changes):
     change_into = f"INSERT INTO {Change._meta.db_table} (world_id, call_id, {', '.join(CHANGE_FIELDS)})"
     change_values = ", ".join(_placeholder(f) for f in change_fields)
     if vendor == "postgresql":
-        head = f"SET LOCAL synchronous_commit TO OFF; WITH w AS ({world}), c AS ({call} RETURNING id) "
+        head = f"WITH w AS ({world}), c AS ({call} RETURNING id, world_id) "
         if not n_changes:
             return head + "SELECT id FROM c"  # noqa: S608
         rows = ", ".join([f"({change_values})"] * n_changes)
-        return head + f"{change_into} SELECT %s, c.id, v.* FROM c, (VALUES {rows}) AS v"  # noqa: S608
+        return head + f"{change_into} SELECT c.world_id, c.id, v.* FROM c, (VALUES {rows}) AS v"  # noqa: S608
     rows = ", ".join([f"(%s, %s, {change_values})"] * n_changes)
     return world, call, f"{change_into} VALUES {rows}"
 
@@ -90,11 +95,12 @@ def write_call(world, call, changes):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             params = counters + call_values
-            if changes:
-                params.append(world.pk)
-                for change in changes:
-                    params.extend(_prep(change_fields, change))
-            cursor.execute(_sql("postgresql", len(changes)), params)
+            for change in changes:
+                params.extend(_prep(change_fields, change))
+            statement = _sql("postgresql", len(changes))
+            if len(changes) <= PREPARED_CHANGES:
+                statement = prepared(statement)
+            cursor.execute(f"SET LOCAL synchronous_commit TO OFF; {statement}", params)
             return
         world_sql, call_sql, changes_sql = _sql(connection.vendor, len(changes))
         cursor.execute(world_sql, counters)

@@ -10,6 +10,7 @@ from simulator.adf import adf_to_text
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import ALL, FIELDS_BY_ID, NAVIGABLE, SPRINT_FIELD, STORY_POINTS_FIELD
 from simulator.models import Comment, Issue, IssueLabel, IssueLink, Sprint, Watcher
+from simulator.prepared import prepared
 from simulator.routing import jira_error
 from simulator.world_config import config_for
 
@@ -65,7 +66,7 @@ def _piece(kind, source, issue_id, ints=(), texts=()):
     ints = [*ints, *["CAST(NULL AS BIGINT)"] * (6 - len(ints))]
     texts = [*texts, *["CAST(NULL AS TEXT)"] * (2 - len(texts))]
     columns = ", ".join([f"'{kind}'", issue_id, *ints, *texts])
-    return f"SELECT {columns} FROM {source} WHERE {issue_id} IN ({{ids}})"  # noqa: S608
+    return f"SELECT {columns} FROM {source} WHERE {issue_id} {{among}}"  # noqa: S608
 
 
 _ISSUE = Issue._meta.db_table
@@ -148,10 +149,14 @@ def with_related(issues, fields):
         issue.sprint_list, issue.comment_list = [], []
     pieces = [sql for fid, parts in _RELATED_SQL.items() if fid in wanted for sql in parts]
     if pieces:
-        ids = ", ".join(["%s"] * len(by_pk))
-        sql = " UNION ALL ".join(piece.format(ids=ids) for piece in pieces)
+        if connection.vendor == "postgresql":
+            # One array parameter, so the text depends on the fields alone and is prepared once.
+            among, ids = "= ANY(%s)", [list(by_pk)]
+        else:
+            among, ids = f"IN ({', '.join(['%s'] * len(by_pk))})", list(by_pk)
+        sql = " UNION ALL ".join(piece.format(among=among) for piece in pieces)
         with connection.cursor() as cursor:
-            cursor.execute(sql, list(by_pk) * len(pieces))
+            cursor.execute(prepared(sql), ids * len(pieces))
             rows = cursor.fetchall()
         for kind, issue_id, n1, n2, n3, n4, n5, n6, t1, t2 in rows:
             issue = by_pk[issue_id]
@@ -245,7 +250,7 @@ def _issue_sql(vendor, by_id, with_parent):
 def _issue_by_key_or_id(world, text, with_parent):
     by_id = text.isdecimal()
     sql = _issue_sql(connection.vendor, by_id, with_parent)
-    found = list(Issue.objects.raw(sql, [world.pk, int(text) if by_id else text.upper()]))
+    found = list(Issue.objects.raw(prepared(sql), [world.pk, int(text) if by_id else text.upper()]))
     if not found:
         return None
     issue = found[0]

@@ -1,0 +1,52 @@
+"""The simulator's hot statements, prepared once per PostgreSQL connection.
+
+Every call runs the same few statements (the issue read, its list fields, the trace): on
+PostgreSQL, parsing and planning them again at every call cost as much as running them (the issue
+read and its list fields: 0.68 ms planned each time, 0.22 ms prepared, on the shared machine).
+``prepared(sql)`` prepares a statement the first time a connection needs it and answers the
+``EXECUTE`` to send in its place, with the same ``%s`` parameters. Other databases run the SQL as
+it is.
+
+Only statements whose text is built once (from the models, never from input) come here: the text
+names its prepared statement, so each distinct text is prepared once per connection. A prepared
+statement outlives a rolled-back transaction (PREPARE is not transactional), and PostgreSQL
+re-plans it by itself when a table it reads changes.
+"""
+
+import hashlib
+import weakref
+
+from django.db import connection
+
+# database connection -> names of the statements prepared on it
+_PREPARED = weakref.WeakKeyDictionary()
+# SQL text -> (statement name, PREPARE text, EXECUTE text)
+_STATEMENTS = {}
+
+
+def prepared(sql):
+    """What to execute in place of ``sql`` (``%s`` placeholders, no ``%%``), with the same
+    parameters: on PostgreSQL the EXECUTE of ``sql`` prepared on this connection."""
+    if connection.vendor != "postgresql":
+        return sql
+    name, prepare, execute = _statement(sql)
+    connection.ensure_connection()
+    names = _PREPARED.setdefault(connection.connection, set())
+    if name not in names:
+        with connection.cursor() as cursor:
+            cursor.execute(prepare)
+        names.add(name)
+    return execute
+
+
+def _statement(sql):
+    found = _STATEMENTS.get(sql)
+    if found is None:
+        # Named by the text, so that threads sharing the table can never give two texts one name.
+        name = "sim_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+        pieces = sql.split("%s")
+        numbered = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+        arguments = ", ".join(["%s"] * (len(pieces) - 1))
+        execute = f"EXECUTE {name} ({arguments})" if arguments else f"EXECUTE {name}"
+        found = _STATEMENTS[sql] = name, f"PREPARE {name} AS {numbered}", execute
+    return found
