@@ -3,8 +3,8 @@
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_issue_input import IssueInput, shown
 from simulator.handlers.jira_issue_json import comment_json, find_issue, issue_url
-from simulator.handlers.jira_issues import add_comments, body_dict
-from simulator.models import Comment, Issue, Watcher
+from simulator.handlers.jira_issues import add_comments, body_dict, save_columns
+from simulator.models import Comment, Watcher
 from simulator.routing import Routes, created, jira_error, no_content
 from simulator.world_config import config_for
 
@@ -56,7 +56,8 @@ def add_comment(req):
     issue = find_issue(req, req.path_params["issueIdOrKey"])
     text = _comment_body(req)
     (comment,) = add_comments(req, issue, [text])
-    Issue.objects.filter(pk=issue.pk).update(updated=req.now)
+    issue.updated = req.now
+    save_columns(issue, ["updated"])
     return created(comment_json(req, issue, comment))
 
 

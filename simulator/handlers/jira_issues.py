@@ -8,6 +8,7 @@ from simulator.handlers.jira_fields import ALL, SPRINT_FIELD, STORY_POINTS_FIELD
 from simulator.handlers.jira_issue_input import IssueInput, current_values, shown, touched_lists
 from simulator.handlers.jira_issue_json import find_issue, issue_json, issue_url, parse_fields
 from simulator.models import Comment, Issue, IssueLabel, IssueLink, Project
+from simulator.prepared import insert, prepared
 from simulator.routing import Routes, created, jira_error, no_content
 from simulator.world_config import config_for
 
@@ -100,7 +101,7 @@ def create_issue(req):
     for fid, attr in ATTRS.items():
         if fid in values:
             setattr(issue, attr, values[fid])
-    issue.save()
+    insert(issue)
     _save_lists(issue, values, {})
     add_comments(req, issue, inp.comments)
     add_links(req, issue, inp.links)
@@ -126,8 +127,10 @@ def _next_number(project):
     table = Project._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET next_issue_number = next_issue_number + 1 "  # noqa: S608
-            "WHERE id = %s RETURNING next_issue_number",
+            prepared(
+                f"UPDATE {table} SET next_issue_number = next_issue_number + 1 "  # noqa: S608
+                "WHERE id = %s RETURNING next_issue_number"
+            ),
             [project.pk],
         )
         return cursor.fetchone()[0] - 1
@@ -173,7 +176,7 @@ def add_comments(req, issue, bodies):
     for body in bodies:
         if body is None:
             continue
-        comment = Comment.objects.create(
+        comment = Comment(
             world=req.world,
             ext_id=req.world.allocate_ids(),
             issue=issue,
@@ -183,6 +186,7 @@ def add_comments(req, issue, bodies):
             created=req.now,
             updated=req.now,
         )
+        insert(comment)
         req.record_create("comment", comment.ext_id, {"issue": issue.key, "body": shown("comment", body)})
         made.append(comment)
     return made
@@ -312,7 +316,7 @@ def save_columns(issue, attnames):
     fields = [Issue._meta.get_field(a) for a in attnames]
     values = [f.get_db_prep_save(getattr(issue, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(_update_sql(connection.vendor, attnames), [*values, issue.pk])
+        cursor.execute(prepared(_update_sql(connection.vendor, attnames)), [*values, issue.pk])
 
 
 def _related(req, attr, pk):
