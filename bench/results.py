@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from pathlib import Path
 
@@ -57,21 +58,24 @@ LABELS = {"base": "prompted base", "sft": "SFT only", "grpo": "GRPO only", "sft+
 COLOURS = {"base": "#888888", "sft": "#1f77b4", "grpo": "#d62728", "sft+grpo": "#2ca02c"}
 
 
-def run(suite: str, config: str, budget: float, model: str, device: str | None, again: bool) -> Path:
-    """One `manage.py train` run; returns its report's path (kept from an earlier run unless
-    ``again``)."""
+def run(suite: str, config: str, args) -> Path:
+    """One `manage.py train` run (its output in var/results/<suite>-<config>.log); returns its
+    report's path (kept from an earlier run unless ``args.again``)."""
     out = RESULTS / f"{suite}-{config}.json"
-    if out.exists() and not again:
-        print(f"{out.name}: kept from an earlier run (--again to redo it)")
+    if out.exists() and not args.again:
+        print(f"{out.name}: kept from an earlier run (--again to redo it)", flush=True)
         return out
-    command = [sys.executable, "manage.py", "train", "--suite", suite, "--model", model, "--seed", "0"]
+    command = [sys.executable, "manage.py", "train", "--suite", suite, "--model", args.model, "--seed", "0"]
     command += SUITES[suite] + CONFIGS[config] + ["--json-out", str(out), "--no-progress"]
+    command += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
     if config != "base":
-        command += ["--time-budget", str(budget)]
-    if device:
-        command += ["--device", device]
+        command += ["--time-budget", str(args.budget)]
+    if args.device:
+        command += ["--device", args.device]
     print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, cwd=REPO, check=True)
+    with open(out.with_suffix(".log"), "w") as log:
+        subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
+    print(f"{out.name}: done", flush=True)
     return out
 
 
@@ -146,6 +150,8 @@ def _command(report: dict) -> str:
     for key in ("train_variants", "eval_variants", "tool_docs", "time_budget", "seed"):
         if config.get(key) is not None:
             parts.append(f"--{key.replace('_', '-')} {config[key]}")
+    if config.get("torch_threads"):
+        parts.append(f"--threads {config['torch_threads']}")
     return " ".join(parts)
 
 
@@ -207,14 +213,18 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--device", default=None)
     parser.add_argument("--again", action="store_true", help="redo runs whose report exists")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at once (each gets cores / jobs torch threads)"
+    )
     parser.add_argument("--render", action="store_true", help="only write docs/results.md")
     args = parser.parse_args(argv)
     suites = args.suite or list(SUITES)
     if not args.render:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        for suite in suites:
-            for config in args.config or list(CONFIGS):
-                run(suite, config, args.budget, args.model, args.device, args.again)
+        runs = [(suite, config) for suite in suites for config in args.config or list(CONFIGS)]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for _ in pool.map(lambda pair: run(*pair, args), runs):
+                pass
     DOC.write_text(render(list(SUITES)))
     print(f"wrote {DOC.relative_to(REPO)}")
     return 0

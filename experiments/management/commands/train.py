@@ -142,8 +142,18 @@ class Command(BaseCommand):
         add("--checkpoint-out", default=None, help="save the trained adapter here")
         add("--device", default=None, help="cpu or cuda (default: CUDA when present)")
         add("--no-progress", action="store_true", help="no progress bar")
+        add(
+            "--threads",
+            type=int,
+            default=None,
+            help="torch threads (default: torch's, one per core); 1 when other work shares the cores",
+        )
 
-    def handle(self, *args, json_out, no_progress, **options):
+    def handle(self, *args, json_out, no_progress, threads, **options):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         fields = TrainConfig.__dataclass_fields__
         config = TrainConfig(**{name: value for name, value in options.items() if name in fields})
         progress = ProgressBar(disable=no_progress)
