@@ -82,20 +82,31 @@ def space_by_id(req, ident):
     if not found:
         return None
     space = found[0]
-    values = [getattr(space, f"homepage__{f.attname}") for f in Page._meta.concrete_fields]
-    # The homepage as select_related would give it (from_db takes the model's field order).
-    homepage = Page.from_db(connection.alias, None, values) if values[0] is not None else None
+    values = [getattr(space, f"homepage__{c}") for c in _HOMEPAGE_COLUMNS]
+    # The homepage as select_related(...).only(...) would give it (from_db takes the values in the
+    # model's field order, as _HOMEPAGE_COLUMNS lists them).
+    homepage = Page.from_db(connection.alias, _HOMEPAGE_COLUMNS, values) if values[0] is not None else None
     space._state.fields_cache["homepage"] = homepage
     return space
 
 
 # Page create and update begin with this read: SQL built once (Django's query building cost more
-# than the query), the homepage's row joined beside the space's.
+# than the query), the homepage's row joined beside the space's. Of the homepage, the columns that
+# need no converter (a joined column gets none: SQLite would give its dates as text) and not its
+# body; the others load if asked for.
+_HOMEPAGE_COLUMNS = tuple(
+    f.attname
+    for f in Page._meta.concrete_fields
+    if f.get_internal_type() != "DateTimeField" and f.attname != "body"
+)
+
+
 @functools.cache
 def _space_sql(vendor):
     qn = connection.ops.quote_name
     columns = [f"s.{qn(f.column)}" for f in Space._meta.concrete_fields]
-    columns += [f"h.{qn(f.column)} AS {qn('homepage__' + f.attname)}" for f in Page._meta.concrete_fields]
+    for name in _HOMEPAGE_COLUMNS:
+        columns.append(f"h.{qn(Page._meta.get_field(name).column)} AS {qn('homepage__' + name)}")
     return (
         f"SELECT {', '.join(columns)} FROM {qn(Space._meta.db_table)} s "  # noqa: S608
         f"LEFT JOIN {qn(Page._meta.db_table)} h ON h.id = s.homepage_id "
