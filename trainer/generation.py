@@ -8,7 +8,10 @@ backend for GPU hosts can replace `TransformersBackend` without touching the loo
 log-prob of every sampled token under the sampling temperature, stop each row at the end of its
 first complete JSON object, drop finished rows from the batch, and share work between prompts:
 the common prefix of the batch (the system prompt) is encoded once, identical prompts (the G
-samples of a group on their first turn) are encoded once, and their KV caches are repeated.
+samples of a group on their first turn) are encoded once, and their KV caches are repeated. Given
+a `TurnCache`, it also keeps each row's KV cache after its turn, so that the next turn of the same
+episode (the same prompt, the reply and the observation appended) encodes only the new tokens:
+without it every turn re-encodes the whole conversation, most of a multi-turn episode's cost.
 """
 
 from __future__ import annotations
@@ -188,11 +191,33 @@ def sample_next(
     return ids, log_probs.gather(-1, ids[:, None]).squeeze(-1)
 
 
+class TurnCache:
+    """Each episode's KV cache at the end of its last turn, keyed by the caller's episode keys.
+
+    An entry is (token ids, per-layer (keys, values) of shape `[kv_heads, T, head_dim]`) for T ids:
+    the prompt and the reply but its last token (never fed to the model). The next prompt reuses
+    the entry for as long as its ids match, so the cache is only ever a shortcut: the sampled
+    tokens are those of encoding the whole prompt afresh (up to float rounding).
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict = {}
+
+    def reusable(self, key, prompt: Sequence[int]) -> int:
+        """How many leading ids of `prompt` the entry for `key` holds (at most all but one)."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return 0
+        return common_prefix_length([entry[0], prompt[: len(prompt) - 1]])
+
+
 class TransformersBackend:
     """Batched sampling with a Hugging Face causal LM (optionally a peft model), CPU or CUDA.
 
     `share_prefix=False` turns off prefix and duplicate-prompt sharing (for benchmarks/tests).
     """
+
+    reuses_turns = True  # generate() takes a TurnCache (see run_episodes)
 
     def __init__(self, model, tokenizer, share_prefix: bool = True) -> None:
         self.model = model
@@ -214,13 +239,23 @@ class TransformersBackend:
         return piece
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[Sequence[int]], settings: SamplingSettings) -> list[Generation]:
-        """Sample continuations of N prompts (token-id lists) as one batch; see `Generation`."""
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: SamplingSettings,
+        turn_cache: TurnCache | None = None,
+        keys: Sequence | None = None,
+    ) -> list[Generation]:
+        """Sample continuations of N prompts (token-id lists) as one batch; see `Generation`.
+
+        With a `turn_cache` and one key per prompt (an episode's id), each row starts from its
+        key's cached turn where the ids match, and leaves its own cache there for the next turn.
+        """
         started = time.perf_counter()
         was_training = self.model.training
         self.model.eval()
         try:
-            results = self._generate(prompts, settings)
+            results = self._generate(prompts, settings, turn_cache, keys)
         finally:
             self.model.train(was_training)
         self.stats.calls += 1
@@ -268,7 +303,57 @@ class TransformersBackend:
         cache.batch_select_indices(index)
         return cache, attention_mask[index], positions[index, -1] + 1, logits[index]
 
-    def _generate(self, prompts: Sequence[Sequence[int]], settings: SamplingSettings) -> list[Generation]:
+    def _prefill_from_turns(self, prompts: Sequence[Sequence[int]], turn_cache: TurnCache, keys: Sequence):
+        """`_prefill` for rows that continue cached turns: row i's first `reused[i]` ids come from
+        its cache entry (left-padded to the longest), the rest is encoded (left-padded again)."""
+        decoder, head = base_modules(self.model)
+        device = head.weight.device
+        reused = [turn_cache.reusable(key, prompt) for key, prompt in zip(keys, prompts, strict=True)]
+        longest = max(reused)
+        layers = []
+        for layer in range(len(turn_cache.entries[keys[0]][1])):
+            for part in (0, 1):
+                sample = turn_cache.entries[keys[0]][1][layer][part]
+                block = sample.new_zeros(len(prompts), sample.shape[0], longest, sample.shape[-1])
+                for i, (key, r) in enumerate(zip(keys, reused, strict=True)):
+                    if r:
+                        block[i, :, longest - r :] = turn_cache.entries[key][1][layer][part][:, :r]
+                layers.append(block)
+        cache = BufferedCache()
+        for layer in range(len(layers) // 2):
+            cache.update(layers[2 * layer], layers[2 * layer + 1], layer)
+        cached_mask = torch.zeros(len(prompts), longest, dtype=torch.long, device=device)
+        for i, r in enumerate(reused):
+            cached_mask[i, longest - r :] = 1
+        rest = [p[r:] for p, r in zip(prompts, reused, strict=True)]
+        width = max(len(r) for r in rest)
+        input_ids = torch.full(
+            (len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long, device=device
+        )
+        suffix_mask = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
+        for i, row in enumerate(rest):
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            suffix_mask[i, width - len(row) :] = 1
+        start = torch.tensor(reused, dtype=torch.long, device=device)[:, None]
+        positions = (start + suffix_mask.cumsum(-1) - 1).clamp(min=0)  # [N, S]
+        positions = torch.maximum(positions, start)  # pads: any valid position, they are masked
+        attention_mask = torch.cat([cached_mask, suffix_mask], 1)
+        hidden = decoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state[:, -1]
+        return cache, attention_mask, positions[:, -1] + 1, head(hidden).float()
+
+    def _generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: SamplingSettings,
+        turn_cache: TurnCache | None = None,
+        keys: Sequence | None = None,
+    ) -> list[Generation]:
         n = len(prompts)
         if n == 0:
             return []
@@ -277,7 +362,24 @@ class TransformersBackend:
         generator = None
         if settings.seed is not None:
             generator = torch.Generator(device=device).manual_seed(settings.seed)
-        cache, attention_mask, next_pos, logits = self._prefill(prompts)
+        if turn_cache is not None and any(
+            turn_cache.reusable(k, p) for k, p in zip(keys, prompts, strict=True)
+        ):
+            cache, attention_mask, next_pos, logits = self._prefill_from_turns(prompts, turn_cache, keys)
+        else:
+            cache, attention_mask, next_pos, logits = self._prefill(prompts)
+
+        def keep_turn(row: int, i: int) -> None:
+            """Save row `row` (prompt `i`) of the batch's cache into `turn_cache`."""
+            if turn_cache is None:
+                return
+            valid = attention_mask[row].bool()
+            layers = [
+                (layer.keys[row][:, valid].clone(), layer.values[row][:, valid].clone())
+                for layer in cache.layers
+            ]
+            turn_cache.entries[keys[i]] = ([*prompts[i], *tokens[i][:-1]], layers)
+
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
         reasons = ["length"] * n
@@ -303,8 +405,12 @@ class TransformersBackend:
                 else:
                     keep.append(row)
             if not keep or _step == settings.max_new_tokens - 1:
+                for row in range(len(live)):
+                    keep_turn(row, live[row])
                 break
             if len(keep) < len(live):
+                for row in sorted(set(range(len(live))) - set(keep)):
+                    keep_turn(row, live[row])
                 index = torch.tensor(keep, dtype=torch.long, device=device)
                 cache.batch_select_indices(index)
                 attention_mask, next_pos, ids = attention_mask[index], next_pos[index], ids[index]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from trainer.generation import GenerationBackend, SamplingSettings
+from trainer.generation import GenerationBackend, SamplingSettings, TurnCache
 from trainer.parsing import ParsedAction, parse_action
 from trainer.prompts import Observation, build_messages, encode_prompt, render_observation
 
@@ -139,12 +139,17 @@ def run_episodes(
         Episode(task_id=task, instruction=env.reset()) for task, env in zip(ids, environments, strict=True)
     ]
     live = list(range(len(environments)))
+    # A backend that can keeps each episode's KV cache between its turns (see TurnCache).
+    turn_cache = TurnCache() if getattr(backend, "reuses_turns", False) else None
     for _turn in range(settings.max_turns):
         if not live:
             break
         prompts = [turn_prompt(tokenizer, system, episodes[i].instruction, episodes[i].turns) for i in live]
         started = time.perf_counter()
-        generations = backend.generate(prompts, settings.sampling)
+        if turn_cache is None:
+            generations = backend.generate(prompts, settings.sampling)
+        else:
+            generations = backend.generate(prompts, settings.sampling, turn_cache=turn_cache, keys=live)
         seconds = time.perf_counter() - started
         still_live = []
         for i, prompt, generation in zip(live, prompts, generations, strict=True):
@@ -168,6 +173,8 @@ def run_episodes(
             )
             if done:
                 episodes[i].done = True
+                if turn_cache is not None:
+                    turn_cache.entries.pop(i, None)
             else:
                 still_live.append(i)
         live = still_live

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from trainer.generation import JsonObjectStop, SamplingSettings, TransformersBackend, sample_next
+from trainer.generation import JsonObjectStop, SamplingSettings, TransformersBackend, TurnCache, sample_next
 from trainer.logprobs import common_prefix_length, pack_micro_batches, sequence_logprobs
 from trainer.prompts import build_messages, encode_prompt
 
@@ -166,3 +166,30 @@ def test_a_reply_that_opens_no_json_object_stops_after_prose_tokens(make_policy,
     unlimited = backend.generate(prompts, SamplingSettings(max_new_tokens=30, prose_tokens=0, seed=7))
     assert "prose" not in {g.finish_reason for g in unlimited}
     assert max(len(g.token_ids) for g in unlimited) > 4
+
+
+def test_the_next_turn_continues_each_episodes_cached_turn_and_samples_as_if_encoded_afresh(
+    make_policy, tokenizer
+):
+    policy = make_policy()
+    instructions = ["Get OPS-1.", "Create a bug in WEB titled 'Login fails'.", "Hi"]
+    first_prompts = prompts_for(tokenizer, instructions)
+    settings = SamplingSettings(max_new_tokens=12, temperature=0.0)
+    backend, turns = TransformersBackend(policy, tokenizer), TurnCache()
+    keys = ["a", "b", "c"]
+    first = backend.generate(first_prompts, settings, turn_cache=turns, keys=keys)
+    assert set(turns.entries) == set(keys)
+    second_prompts = [
+        encode_prompt(tokenizer, build_messages(SYSTEM, text, [(g.text.strip(), f"200 {n}")]))
+        for n, (text, g) in enumerate(zip(instructions, first, strict=True))
+    ]
+    for key, prompt, before in zip(keys, second_prompts, first_prompts, strict=True):
+        assert turns.reusable(key, prompt) >= len(before)  # at least the whole first prompt
+    # Rows in another order, and a new episode beside them: each finds its own entry, or none.
+    order = [2, 0, 1]
+    prompts = [second_prompts[i] for i in order] + first_prompts[:1]
+    reused = backend.generate(prompts, settings, turn_cache=turns, keys=[keys[i] for i in order] + ["new"])
+    fresh = TransformersBackend(policy, tokenizer).generate(prompts, settings)
+    for a, b in zip(reused, fresh, strict=True):
+        assert a.token_ids == b.token_ids
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
