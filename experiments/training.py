@@ -231,9 +231,14 @@ class TurnReporter:
     def stats(self):
         return self.backend.stats
 
-    def generate(self, prompts, settings):
+    @property
+    def reuses_turns(self) -> bool:
+        return getattr(self.backend, "reuses_turns", False)
+
+    def generate(self, prompts, settings, **turns):
+        """The wrapped backend's ``generate``; ``turns``: its TurnCache arguments, if any."""
         started = time.perf_counter()
-        generations = self.backend.generate(prompts, settings)
+        generations = self.backend.generate(prompts, settings, **turns)
         self.progress(
             "turn",
             {

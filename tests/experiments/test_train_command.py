@@ -15,7 +15,7 @@ from experiments.training import (
     train_step,
 )
 from simulator.models import World
-from trainer.generation import Generation, GenerationStats
+from trainer.generation import Generation, GenerationStats, SamplingSettings
 from trainer.grpo import GRPOConfig
 from trainer.rollout import RolloutSettings
 
@@ -172,3 +172,21 @@ def test_a_group_whose_rewards_differ_updates_the_adapter():
     changed = [n for n, p in policy.model.named_parameters() if p.requires_grad and not p.equal(lora[n])]
     assert changed
     assert not World.objects.filter(is_template=False).exists()
+
+
+def test_the_progress_reporting_backend_keeps_episodes_turn_caches(tmp_path):
+    """The headless run's evaluation and rollouts go through TurnReporter; it must pass the
+    TurnCache on, or every turn re-encodes the whole conversation."""
+    from experiments.training import TurnReporter
+    from trainer.generation import TurnCache
+
+    config = TrainConfig(suite=str(SUITE), model="tiny-random", tasks=["read-priority"])
+    policy = build_policy(config, "You call APIs.")
+    events = []
+    reporter = TurnReporter(policy.backend, lambda event, data: events.append(data), "eval")
+    assert reporter.reuses_turns
+    prompt = policy.tokenizer.encode("Get OPS-1 please, and answer with its priority.")
+    turns = TurnCache()
+    settings = SamplingSettings(max_new_tokens=3, temperature=0.0)
+    reporter.generate([prompt], settings, turn_cache=turns, keys=["episode"])
+    assert list(turns.entries) == ["episode"] and events[0]["sequences"] == 1
