@@ -68,8 +68,11 @@ def run(suite: str, config: str, args) -> Path:
     command = [sys.executable, "manage.py", "train", "--suite", suite, "--model", args.model, "--seed", "0"]
     command += SUITES[suite] + CONFIGS[config] + ["--json-out", str(out), "--no-progress"]
     command += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
+    base = RESULTS / f"{suite}-base.json"
     if config != "base":
         command += ["--time-budget", str(args.budget)]
+        if base.exists():  # the same greedy evaluation of the same base model: run it once
+            command += ["--eval-before", str(base)]
     if args.device:
         command += ["--device", args.device]
     print("$", " ".join(command[1:]), flush=True)
@@ -221,10 +224,14 @@ def main(argv=None) -> int:
     suites = args.suite or list(SUITES)
     if not args.render:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        runs = [(suite, config) for suite in suites for config in args.config or list(CONFIGS)]
+        configs = args.config or list(CONFIGS)
+        runs = [(suite, config) for suite in suites for config in configs]
         with ThreadPoolExecutor(args.jobs) as pool:
-            for _ in pool.map(lambda pair: run(*pair, args), runs):
-                pass
+            # The base evaluations first: the other runs take their "before" from them.
+            for first in (True, False):
+                batch = [pair for pair in runs if (pair[1] == "base") == first]
+                for _ in pool.map(lambda pair: run(*pair, args), batch):
+                    pass
     DOC.write_text(render(list(SUITES)))
     print(f"wrote {DOC.relative_to(REPO)}")
     return 0

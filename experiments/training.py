@@ -20,6 +20,7 @@ marked either way); the report keeps every verdict that matters.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +90,7 @@ class TrainConfig:
     checkpoint_in: str | None = None
     checkpoint_out: str | None = None
     device: str | None = None
+    eval_before: str | None = None  # an earlier report whose "before" evaluation this run shares
 
     def check(self) -> None:
         if self.algo not in ALGOS:
@@ -503,7 +505,10 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
         eval_seconds[0] += time.perf_counter() - eval_started
         return summary
 
-    report["eval"]["before"] = run_eval("before")
+    if config.eval_before:
+        report["eval"]["before"] = shared_evaluation(config, report["config"])
+    else:
+        report["eval"]["before"] = run_eval("before")
     if config.algo == "eval":
         report["eval"]["after"] = report["eval"]["before"]  # nothing trained: one evaluation
     else:
@@ -539,6 +544,45 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
         )
     report["seconds"] = time.perf_counter() - started
     return report
+
+
+# What decides a greedy evaluation of the untrained policy: two runs that agree on these evaluate
+# the same model on the same worlds and get the same episodes.
+EVALUATION_KEYS = (
+    "suite_name",
+    "model",
+    "tasks",
+    "eval_variants",
+    "test_variants_used",
+    "tool_docs",
+    "seed",
+    "max_new_tokens",
+    "observation_tokens",
+    "max_turns",
+    "eval_batch_size",
+    "checkpoint_in",
+    "lora_rank",
+    "system_prompt_tokens",
+)
+
+
+def shared_evaluation(config: TrainConfig, run: dict) -> dict:
+    """The "before" evaluation of ``config.eval_before``'s report, when that run evaluated the same
+    untrained policy the same way (``EVALUATION_KEYS``); the greedy evaluation is deterministic,
+    so several runs from one base model need not each spend minutes repeating it."""
+    path = Path(config.eval_before)
+    try:
+        earlier = json.loads(path.read_text())
+        before, theirs = earlier["eval"]["before"], earlier["config"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TrainingError(f"--eval-before {path}: not a readable train report ({err})") from None
+    differ = [key for key in EVALUATION_KEYS if theirs.get(key) != run.get(key)]
+    if differ:
+        raise TrainingError(
+            f"--eval-before {path}: that run evaluated differently ({', '.join(differ)} differ); "
+            "drop --eval-before to evaluate here"
+        )
+    return {**before, "shared_from": str(path)}
 
 
 def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time) -> None:

@@ -190,3 +190,15 @@ def test_the_progress_reporting_backend_keeps_episodes_turn_caches(tmp_path):
     settings = SamplingSettings(max_new_tokens=3, temperature=0.0)
     reporter.generate([prompt], settings, turn_cache=turns, keys=["episode"])
     assert list(turns.entries) == ["episode"] and events[0]["sequences"] == 1
+
+
+def test_a_run_can_share_the_before_evaluation_of_an_earlier_run_of_the_same_base(tmp_path):
+    base = tmp_path / "base.json"
+    call_command("train", *TINY, "--algo", "eval", "--json-out", str(base))
+    sft = train(tmp_path, "--algo", "sft", "--sft-epochs", "1", "--eval-before", str(base))
+    earlier = json.loads(base.read_text())["eval"]["before"]
+    assert sft["eval"]["before"] == {**earlier, "shared_from": str(base)}
+    with pytest.raises(CommandError, match="max_new_tokens differ"):
+        train(tmp_path, "--algo", "sft", "--max-new-tokens", "5", "--eval-before", str(base))
+    with pytest.raises(CommandError, match="not a readable train report"):
+        train(tmp_path, "--algo", "sft", "--eval-before", str(tmp_path / "missing.json"))

@@ -141,6 +141,13 @@ class Command(BaseCommand):
         add("--checkpoint-in", default=None, help="start from this adapter checkpoint")
         add("--checkpoint-out", default=None, help="save the trained adapter here")
         add("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+        add(
+            "--eval-before",
+            default=None,
+            metavar="REPORT",
+            help="take the before-training evaluation from this earlier report of the same base "
+            "model, suite and evaluation settings instead of running it again",
+        )
         add("--no-progress", action="store_true", help="no progress bar")
         add(
             "--threads",
