@@ -34,8 +34,8 @@ FIGURES = REPO / "docs" / "results"
 
 SUITES = {
     # suite: options shared by its four runs (the same demonstrations and budget for each)
-    "atlassian-core": ["--train-variants", "8", "--eval-variants", "3", "--tool-docs", "used"],
-    "jira-workflows": ["--train-variants", "8", "--eval-variants", "3", "--tool-docs", "used"],
+    "atlassian-core": ["--train-variants", "4", "--eval-variants", "3", "--tool-docs", "used"],
+    "jira-workflows": ["--train-variants", "4", "--eval-variants", "2", "--tool-docs", "used"],
 }
 CONFIGS = {
     "base": ["--algo", "eval"],
