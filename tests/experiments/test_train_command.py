@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from django.core.management import CommandError, call_command
 
 from experiments.training import (
@@ -202,3 +203,18 @@ def test_a_run_can_share_the_before_evaluation_of_an_earlier_run_of_the_same_bas
         train(tmp_path, "--algo", "sft", "--max-new-tokens", "5", "--eval-before", str(base))
     with pytest.raises(CommandError, match="not a readable train report"):
         train(tmp_path, "--algo", "sft", "--eval-before", str(tmp_path / "missing.json"))
+
+
+def test_bf16_weights_train_a_float32_adapter_against_recomputed_old_logprobs(tmp_path):
+    report = train(tmp_path, "--algo", "grpo", "--iterations", "1", "--group-size", "2", "--dtype", "bf16")
+    assert report["config"]["dtype"] == "bf16"
+    assert report["config"]["grpo"]["recompute_old_logprobs"] is True
+    assert (
+        len(report["iterations"]) == 1 and report["iterations"][0]["loss"] == report["iterations"][0]["loss"]
+    )
+    config = TrainConfig(suite=str(SUITE), model="tiny-random", dtype="bf16")
+    policy = build_policy(config, "You call APIs.")
+    dtypes = {p.dtype for p in policy.model.parameters() if p.requires_grad}
+    assert (
+        dtypes == {torch.float32} and next(policy.model.get_base_model().parameters()).dtype == torch.bfloat16
+    )

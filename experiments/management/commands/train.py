@@ -142,6 +142,12 @@ class Command(BaseCommand):
         add("--checkpoint-out", default=None, help="save the trained adapter here")
         add("--device", default=None, help="cpu or cuda (default: CUDA when present)")
         add(
+            "--dtype",
+            choices=("float32", "bf16", "auto"),
+            default=defaults.dtype,
+            help="weights' dtype (the adapter stays float32); bf16 is about 2x faster on an AMX CPU",
+        )
+        add(
             "--eval-before",
             default=None,
             metavar="REPORT",
