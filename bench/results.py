@@ -111,17 +111,28 @@ def render(suites) -> str:
         if not reports:
             lines += ["No runs yet: `python bench/results.py --suite " + suite + "`.", ""]
             continue
+        lines += [_setup(reports), ""]
         lines += [
-            "| configuration | held-out reward | held-out success | training s | iterations |",
-            "|---|---|---|---|---|",
+            "| configuration | held-out reward | held-out success | training s | SFT epochs "
+            "| GRPO iterations |",
+            "|---|---|---|---|---|---|",
         ]
         for config, report in reports.items():
             after = report["eval"]["after"]
             trained = report["iterations"][-1]["elapsed"] if report["iterations"] else 0.0
+            phases = [entry.get("phase") for entry in report["iterations"]]
             lines.append(
                 f"| {LABELS[config]} | {after['reward']:.3f} | {after['success']:.3f} "
-                f"| {trained:.0f} | {len(report['iterations'])} |"
+                f"| {trained:.0f} | {phases.count('sft')} | {phases.count('grpo')} |"
             )
+        for config, report in reports.items():
+            if "after_sft" in report["eval"]:
+                middle = report["eval"]["after_sft"]
+                lines += [
+                    "",
+                    f"{LABELS[config]}: after its SFT phase, held-out reward {middle['reward']:.3f}, "
+                    f"success {middle['success']:.3f}.",
+                ]
         lines += ["", _task_table(reports), ""]
         FIGURES.mkdir(parents=True, exist_ok=True)
         (FIGURES / f"{suite}.svg").write_text(curves_svg(reports))
@@ -134,6 +145,22 @@ def render(suites) -> str:
         lines += [f"    {_command(report)}" for report in reports.values()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _setup(reports: dict) -> str:
+    """One paragraph on how the suite's runs were made, from their reports' configs."""
+    configs = [r["config"] for r in reports.values()]
+    first = configs[0]
+    budgets = sorted({c["time_budget"] for c in configs if c.get("time_budget")})
+    threads = sorted({c.get("torch_threads") for c in configs})
+    demos = max(c.get("demonstrations", 0) for c in configs)
+    return (
+        f"{first.get('test_variants_used')} held-out episodes (greedy), "
+        f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
+        f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted; "
+        f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
+        f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs."
+    )
 
 
 def _load(path: Path):

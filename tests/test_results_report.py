@@ -16,7 +16,9 @@ def report(algo, before, after, rewards):
     return {
         "config": {"suite": "atlassian-core", "model": "smollm2-135m", "algo": algo, "time_budget": 60.0},
         "iterations": [
-            {"iteration": i + 1, "reward_mean": r, "elapsed": 10.0 * (i + 1)} for i, r in enumerate(rewards)
+            {"iteration": i + 1, "phase": "sft" if algo.startswith("sft") and i == 0 else "grpo"}
+            | {"reward_mean": r, "elapsed": 10.0 * (i + 1)}
+            for i, r in enumerate(rewards)
         ],
         "eval": {"before": evaluation(before), "after": evaluation(after)},
     }
@@ -38,10 +40,14 @@ def write(folder, name, document):
 
 def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(reports):
     write(reports, "atlassian-core-base.json", report("eval", 0.08, 0.08, []))
-    write(reports, "atlassian-core-sft+grpo.json", report("sft+grpo", 0.08, 0.96, [0.5, 0.9]))
+    both = report("sft+grpo", 0.08, 0.96, [0.5, 0.9])
+    both["eval"]["after_sft"] = {"reward": 0.81, "success": 0.5}
+    write(reports, "atlassian-core-sft+grpo.json", both)
     text = results.render(["atlassian-core", "jira-workflows"])
-    assert "| prompted base | 0.080 | 0.040 | 0 | 0 |" in text
-    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 2 |" in text
+    assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 |" in text
+    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1 | 1 |" in text
+    assert "SFT + GRPO: after its SFT phase, held-out reward 0.810, success 0.500." in text
+    assert "training budget 60 s a run" in text
     assert "SFT only" not in text  # no report, no row
     assert "No runs yet: `python bench/results.py --suite jira-workflows`" in text
     assert "| create-issue | 0.08 | 0.96 |" in text
