@@ -157,7 +157,8 @@ def _setup(reports: dict) -> str:
     return (
         f"{first.get('test_variants_used')} held-out episodes (greedy), "
         f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
-        f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted; "
+        f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
+        "(an SFT epoch or GRPO iteration begun within it runs to its end); "
         f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs."
     )
@@ -183,22 +184,16 @@ def _task_table(reports: dict) -> str:
 
 
 def _command(report: dict) -> str:
+    """The run's `manage.py train` command line, from its report (only the options its algo uses)."""
     config = report["config"]
+    keys = ["suite", "model", "algo"]
+    if config["algo"] in ("sft", "sft+grpo"):
+        keys += ["sft_epochs"]
+    if config["algo"] in ("grpo", "sft+grpo"):
+        keys += ["iterations", "group_size", "tasks_per_iteration", "learning_rate"]
+    keys += ["train_variants", "eval_variants", "tool_docs", "dtype", "time_budget", "seed"]
     parts = ["python manage.py train"]
-    for key in ("suite", "model", "algo", "sft_epochs", "iterations", "group_size", "tasks_per_iteration"):
-        if key in config:
-            parts.append(f"--{key.replace('_', '-')} {config[key]}")
-    for key in (
-        "learning_rate",
-        "train_variants",
-        "eval_variants",
-        "tool_docs",
-        "dtype",
-        "time_budget",
-        "seed",
-    ):
-        if config.get(key) is not None:
-            parts.append(f"--{key.replace('_', '-')} {config[key]}")
+    parts += [f"--{key.replace('_', '-')} {config[key]}" for key in keys if config.get(key) is not None]
     if config.get("torch_threads"):
         parts.append(f"--threads {config['torch_threads']}")
     return " ".join(parts)
