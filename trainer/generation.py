@@ -264,6 +264,19 @@ class TransformersBackend:
         self.stats.seconds += time.perf_counter() - started
         return results
 
+    def _left_padded(self, rows: Sequence[Sequence[int]], device):
+        """(ids `[N, S]`, mask `[N, S]`) of token rows, left-padded: every row's last token is in
+        the last column."""
+        width = max(len(row) for row in rows)
+        input_ids = torch.full(
+            (len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long, device=device
+        )
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+        return input_ids, mask
+
     def _prefill(self, prompts: Sequence[Sequence[int]]):
         """Encode the prompts; returns (cache `[N, ...]`, attention mask `[N, K]`, next positions
         `[N]`, last logits `[N, V]`)."""
@@ -282,13 +295,7 @@ class TransformersBackend:
         cache = BufferedCache()
         if shared:
             prefill_shared_prefix(decoder, distinct[0][:shared], u, device, cache)
-        rest = [p[shared:] for p in distinct]
-        width = max(len(r) for r in rest)
-        input_ids = torch.full((u, width), self.tokenizer.pad_token_id, dtype=torch.long, device=device)
-        suffix_mask = torch.zeros(u, width, dtype=torch.long, device=device)
-        for i, row in enumerate(rest):  # left padding: every row's last token is in the last column
-            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            suffix_mask[i, width - len(row) :] = 1
+        input_ids, suffix_mask = self._left_padded([p[shared:] for p in distinct], device)
         positions = (shared + suffix_mask.cumsum(-1) - 1).clamp(min=shared)  # [U, S]
         attention_mask = torch.cat([torch.ones(u, shared, dtype=torch.long, device=device), suffix_mask], 1)
         hidden = decoder(
@@ -325,18 +332,12 @@ class TransformersBackend:
         cached_mask = torch.zeros(len(prompts), longest, dtype=torch.long, device=device)
         for i, r in enumerate(reused):
             cached_mask[i, longest - r :] = 1
-        rest = [p[r:] for p, r in zip(prompts, reused, strict=True)]
-        width = max(len(r) for r in rest)
-        input_ids = torch.full(
-            (len(prompts), width), self.tokenizer.pad_token_id, dtype=torch.long, device=device
+        input_ids, suffix_mask = self._left_padded(
+            [p[r:] for p, r in zip(prompts, reused, strict=True)], device
         )
-        suffix_mask = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
-        for i, row in enumerate(rest):
-            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            suffix_mask[i, width - len(row) :] = 1
         start = torch.tensor(reused, dtype=torch.long, device=device)[:, None]
-        positions = (start + suffix_mask.cumsum(-1) - 1).clamp(min=0)  # [N, S]
-        positions = torch.maximum(positions, start)  # pads: any valid position, they are masked
+        # [N, S]; pads take the row's first new position (any valid one: they are masked)
+        positions = torch.maximum(start + suffix_mask.cumsum(-1) - 1, start)
         attention_mask = torch.cat([cached_mask, suffix_mask], 1)
         hidden = decoder(
             input_ids=input_ids,
