@@ -5,8 +5,10 @@ One update takes groups of finished episodes (the G samples of one task form a g
 1. advantages: each episode's reward minus its group's mean, optionally divided by the group's
    std; every generated token of every turn of the episode gets that advantage. Groups whose
    rewards are all equal carry no signal: they are counted and, by default, skipped.
-2. samples: one per turn, `prompt_ids + completion_ids`; only completion tokens (what the policy
-   sampled) are trained; prompt, instruction and observation tokens are masked out.
+2. samples: an episode's turns joined into one sequence where each turn's prompt continues the
+   one before (`episode_samples`), so a six-turn conversation is run once, not six times; only
+   completion tokens (what the policy sampled) are trained; prompt, instruction and observation
+   tokens are masked out.
 3. loss per token (PPO-style clipped ratio against the log-probs recorded at sampling, plus an
    optional k3 KL term against the base model, computed by disabling the adapter):
        ratio = exp(logp - logp_old)
@@ -61,12 +63,21 @@ class GRPOConfig:
 
 @dataclass
 class TrainSample:
-    """One generated turn to train on: `tokens = prompt + completion`, targets from `start` on."""
+    """A stretch of one episode to train on: a turn's prompt and completion, followed by each next
+    turn's new prompt tokens and completion for as long as that turn's prompt continues exactly
+    these tokens. Targets are the positions from `start` on; `sampled[j]` says whether position
+    `start + j` was sampled by the policy (trained, with `old_logprobs[j]`) or is an observation
+    or template token (masked, 0.0)."""
 
     tokens: list[int]
     start: int
     old_logprobs: list[float]
     advantage: float
+    sampled: list[bool]
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(self.sampled)
 
 
 def make_optimizer(model, learning_rate: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
@@ -128,10 +139,10 @@ def clipped_token_loss(
     return TokenLoss(loss.masked_fill(~mask, 0.0), ratio, clipped & mask, kl)
 
 
-def _pad(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), width)
+def _pad(rows: Sequence[Sequence], width: int, dtype=torch.float32) -> torch.Tensor:
+    out = torch.zeros(len(rows), width, dtype=dtype)
     for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+        out[i, : len(row)] = torch.tensor(row, dtype=dtype)
     return out
 
 
@@ -147,17 +158,37 @@ def build_samples(groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> tu
                 continue
         advantages = group_advantages(rewards, config.normalize_std)[0]  # [G]
         for episode, advantage in zip(group, advantages.tolist(), strict=True):
-            for turn in episode.turns:
-                if turn.completion_ids:
-                    samples.append(
-                        TrainSample(
-                            tokens=list(turn.prompt_ids) + list(turn.completion_ids),
-                            start=len(turn.prompt_ids),
-                            old_logprobs=list(turn.logprobs),
-                            advantage=advantage,
-                        )
-                    )
+            samples.extend(episode_samples(episode, advantage))
     return samples, zero_variance
+
+
+def episode_samples(episode: Episode, advantage: float) -> list[TrainSample]:
+    """An episode's turns as few samples as exactness allows: a turn joins the sample before it
+    when its prompt starts with that sample's tokens (the usual case: the chat renders the reply
+    as it was sampled), so the conversation is run once instead of once per turn (the turns'
+    prompts grow with every observation); otherwise it starts a sample of its own."""
+    samples: list[TrainSample] = []
+    for turn in episode.turns:
+        if not turn.completion_ids:
+            continue
+        prompt, completion = list(turn.prompt_ids), list(turn.completion_ids)
+        last = samples[-1] if samples else None
+        if last is not None and prompt[: len(last.tokens)] == last.tokens:
+            added = len(prompt) - len(last.tokens)
+            last.old_logprobs += [0.0] * added + list(turn.logprobs)
+            last.sampled += [False] * added + [True] * len(completion)
+            last.tokens += prompt[len(last.tokens) :] + completion
+        else:
+            samples.append(
+                TrainSample(
+                    tokens=prompt + completion,
+                    start=len(prompt),
+                    old_logprobs=list(turn.logprobs),
+                    advantage=advantage,
+                    sampled=[True] * len(completion),
+                )
+            )
+    return samples
 
 
 def reward_metrics(groups: Sequence[Sequence[Episode]]) -> dict:
@@ -249,7 +280,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
         for epoch in range(config.inner_epochs):
             batch_index = 0
             for chunk in chunks:
-                chunk_tokens = sum(len(s.old_logprobs) for batch in chunk for s in batch)
+                chunk_tokens = sum(s.trained_tokens for batch in chunk for s in batch)
                 step_loss = 0.0
                 for batch in chunk:
                     out = sequence_logprobs(
@@ -260,21 +291,20 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                         config.share_prefix,
                         with_entropy=True,
                     )
-                    device = out.logprobs.device
-                    sampled = _pad([s.old_logprobs for s in batch], out.logprobs.shape[1]).to(
-                        device
-                    )  # [N, T]
+                    device, width = out.logprobs.device, out.logprobs.shape[1]
+                    recorded = _pad([s.old_logprobs for s in batch], width).to(device)  # [N, T]
+                    mask = out.mask & _pad([s.sampled for s in batch], width, torch.bool).to(device)
                     if epoch == 0:
-                        gap = (out.logprobs.detach() - sampled).abs().masked_fill(~out.mask, 0.0)
+                        gap = (out.logprobs.detach() - recorded).abs().masked_fill(~mask, 0.0)
                         totals["logprob_gap"] += float(gap.sum())
                     old = old_logprobs[batch_index]
                     if old is None:
-                        old = out.logprobs.detach() if config.recompute_old_logprobs else sampled
+                        old = out.logprobs.detach() if config.recompute_old_logprobs else recorded
                     terms = clipped_token_loss(
                         out.logprobs,
                         old,
                         torch.tensor([s.advantage for s in batch], device=device),
-                        out.mask,
+                        mask,
                         config.epsilon,
                         ref_logprobs[batch_index],
                         config.beta,
@@ -282,8 +312,8 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                     loss = terms.loss.sum() / chunk_tokens
                     loss.backward()
                     step_loss += loss.item()
-                    totals["tokens"] += float(out.mask.sum())
-                    totals["entropy"] += float(out.entropy.sum())
+                    totals["tokens"] += float(mask.sum())
+                    totals["entropy"] += float(out.entropy.masked_fill(~mask, 0.0).sum())
                     totals["clipped"] += float(terms.clipped.sum())
                     if terms.kl is not None:
                         totals["kl"] += float(terms.kl.detach().sum())

@@ -8,6 +8,7 @@ from trainer.grpo import (
     GRPOConfig,
     build_samples,
     clipped_token_loss,
+    episode_samples,
     group_advantages,
     grpo_iteration,
     grpo_update,
@@ -96,7 +97,7 @@ def make_turn(prompt, completion, logprobs):
     return Turn(prompt, completion, logprobs, "x", parse_action("x"), None, "", "length", 0.0)
 
 
-def test_only_generated_tokens_become_training_targets():
+def test_only_generated_tokens_become_training_targets_and_turns_that_continue_are_joined():
     episodes = [
         Episode(
             "t",
@@ -108,11 +109,49 @@ def test_only_generated_tokens_become_training_targets():
     ]
     samples, zero_variance = build_samples([episodes], GRPOConfig(normalize_std=False))
     assert zero_variance == 0
-    assert [(s.tokens, s.start, s.old_logprobs, s.advantage) for s in samples] == [
-        ([1, 2, 3, 4, 5], 3, [-0.1, -0.2], 0.5),
-        ([1, 2, 3, 4, 5, 9, 6], 6, [-0.3], 0.5),
-        ([1, 2, 3, 7], 3, [-0.4], -0.5),
+    assert [(s.tokens, s.start, s.old_logprobs, s.sampled, s.advantage) for s in samples] == [
+        # the second turn's prompt continues the first turn: one sequence, its observation masked
+        ([1, 2, 3, 4, 5, 9, 6], 3, [-0.1, -0.2, 0.0, -0.3], [True, True, False, True], 0.5),
+        ([1, 2, 3, 7], 3, [-0.4], [True], -0.5),
     ]
+    assert [s.trained_tokens for s in samples] == [3, 1]
+
+
+def test_a_turn_whose_prompt_does_not_continue_the_one_before_is_a_sample_of_its_own():
+    # The reply was rendered back as other tokens (8 where 5 was sampled): joining would train the
+    # third turn on a context it never saw.
+    turns = [
+        make_turn([1, 2], [4, 5], [-0.1, -0.2]),
+        make_turn([1, 2, 4, 8, 9], [6], [-0.3]),
+        make_turn([1, 2, 4, 8, 9, 6, 3], [7], [-0.5]),
+    ]
+    samples = episode_samples(Episode("t", "i", turns, 1.0), 1.0)
+    assert [(s.tokens, s.start, s.sampled) for s in samples] == [
+        ([1, 2, 4, 5], 2, [True, True]),
+        ([1, 2, 4, 8, 9, 6, 3, 7], 5, [True, False, True]),
+    ]
+
+
+def test_a_joined_episode_scores_every_sampled_token_as_it_was_sampled(make_policy, tokenizer):
+    """Run once as one sequence, each turn's tokens get the log-probs they were sampled with."""
+    policy = make_policy()
+    backend = TransformersBackend(policy, tokenizer)
+    settings = SamplingSettings(max_new_tokens=6, seed=3)
+    group = []
+    for reward in (1.0, 0.0):
+        first_prompt = encode_prompt(tokenizer, build_messages(SYSTEM, "Get OPS-1."))
+        (first,) = backend.generate([first_prompt], settings)
+        second_prompt = first_prompt + first.token_ids + [11, 12, 13]  # an observation
+        (second,) = backend.generate([second_prompt], settings)
+        turns = [
+            make_turn(first_prompt, first.token_ids, first.logprobs),
+            make_turn(second_prompt, second.token_ids, second.logprobs),
+        ]
+        group.append(Episode("get", "Get OPS-1.", turns, reward))
+    metrics = grpo_update(policy, make_optimizer(policy, 0.0), [group], GRPOConfig())
+    assert metrics["samples"] == 2  # one per episode, not one per turn
+    assert metrics["tokens_trained"] == sum(e.generated_tokens for e in group)
+    assert metrics["logprob_gap"] < 1e-4
 
 
 def test_zero_variance_groups_are_counted_and_skipped_unless_asked_not_to():
