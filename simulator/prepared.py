@@ -58,15 +58,17 @@ def insert(obj):
     (the fields' own defaults and adaptation), with SQL built once per model instead of at every
     call. For the rows a hot call creates; the simulator's models have no save() override or
     signal this would skip."""
-    model = type(obj)
-    fields = _insert_fields(model)
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(prepared(_insert_sql(model, connection.vendor)), values)
+        cursor.execute(prepared(insert_sql(type(obj), connection.vendor)), insert_values(obj))
         obj.pk = cursor.fetchone()[0]
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
+
+
+def insert_values(obj):
+    """The values ``insert_sql`` takes for ``obj``, adapted by the model's own fields."""
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(type(obj))]
 
 
 @functools.cache
@@ -76,10 +78,11 @@ def _insert_fields(model):
 
 # Table and column names come from the model; values are always parameters.
 @functools.cache
-def _insert_sql(model, vendor):
+def insert_sql(model, vendor, returning=True):
+    """The INSERT of one row of ``model`` (its primary key returned, unless not ``returning``)."""
     qn = connection.ops.quote_name
     fields = _insert_fields(model)
     columns = ", ".join(qn(f.column) for f in fields)
     values = ", ".join(["%s"] * len(fields))
-    pk = qn(model._meta.pk.column)
-    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({values}) RETURNING {pk}"  # noqa: S608
+    sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
+    return f"{sql} RETURNING {qn(model._meta.pk.column)}" if returning else sql

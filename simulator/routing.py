@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from simulator.models import World
-from simulator.trace import write_call
+from simulator.trace import held_writes, hold_writes, release_writes, write_call
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +423,7 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
 
     ticks, next_ext_id = world.ticks, world.next_ext_id
     route = None
+    holding = hold_writes()  # the handler's last writes go out with the trace (simulator.trace)
     try:
         with transaction.atomic():
             if lock:
@@ -435,7 +436,7 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
             if body_error is not None:
                 raise req.error(400, body_error)
             response = _as_response(route.handler(req))
-            _trace(world, req, response, route, started)
+            _trace(world, req, response, route, started, held_writes())
         return response
     except ApiError as err:
         response = err.response()
@@ -444,6 +445,8 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
         api = route.api if route else api_of_path(path)
         message = f"The request could not be processed ({type(exc).__name__})."
         response = error_for(api, 400, message).response()
+    finally:
+        release_writes(holding)  # what a failed call still held is dropped with its transaction
     # The call's writes were rolled back, the ids it allocated with them: its answer still ticks
     # the clock and goes to the trace.
     world.ticks, world.next_ext_id = ticks, next_ext_id
@@ -481,7 +484,7 @@ def _reread_counters(world):
     world.ticks, world.next_ext_id = fresh.ticks, fresh.next_ext_id
 
 
-def _trace(world, req, response, route, started):
+def _trace(world, req, response, route, started, held=()):
     call = {
         "world": world.pk,
         "seq": world.ticks,  # one tick per call, so the clock's tick count numbers the calls
@@ -497,7 +500,7 @@ def _trace(world, req, response, route, started):
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         "at": req.now,
     }
-    write_call(world, call, req.changes)
+    write_call(world, call, req.changes, held)
 
 
 def _as_response(result):

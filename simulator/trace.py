@@ -10,21 +10,23 @@ Raw SQL, because this runs on every call and the ORM's per-row work (model insta
 bulk_create) was a large part of a call's time; values are still adapted by the models' own
 fields, so what lands in the tables is what the ORM would write.
 
-- PostgreSQL: one round trip. The world UPDATE, the call INSERT and the changes INSERT are one
-  statement (data-modifying CTEs), prepared once per connection for each number of changes
-  (simulator.prepared), preceded by ``SET LOCAL synchronous_commit TO OFF``: the call's
-  commit does not wait for its WAL to reach the disk (3 ms on the shared machine, most of a call).
-  A crash of the database server can lose the last fraction of a second of calls, each one whole,
-  state and trace together; it never splits a call. The setting is for this transaction only.
+- PostgreSQL: one round trip. The world UPDATE, the call INSERT, the changes INSERT and the writes
+  the handler held back (``write``, below) are one statement (data-modifying CTEs), prepared once
+  per connection for each number of changes and set of held writes (simulator.prepared), preceded
+  by ``SET LOCAL synchronous_commit TO OFF``: the call's commit does not wait for its WAL to reach
+  the disk (3 ms on the shared machine, most of a call). A crash of the database server can lose
+  the last fraction of a second of calls, each one whole, state and trace together; it never
+  splits a call. The setting is for this transaction only.
 - SQLite: three statements (WAL with synchronous=NORMAL already commits without a sync).
 """
 
+import contextvars
 from functools import cache, lru_cache
 
 from django.db import connection
 
 from simulator.models import ApiCall, Change, World
-from simulator.prepared import prepared
+from simulator.prepared import insert, insert_sql, insert_values, prepared
 
 CALL_FIELDS = (
     "world",
@@ -48,6 +50,102 @@ CHANGE_FIELDS = ("action", "object_type", "object_ref", "field", "before", "afte
 PREPARED_CHANGES = 16
 
 
+# --- Writes held for the trace statement ---------------------------------------------------------
+
+
+class HeldWrites:
+    """The writes of the call in progress that wait to go out with its trace statement.
+
+    Most calls end with a write nothing in the call reads back (the issue's ``updated``, a label, a
+    comment, a page): on PostgreSQL each was a round trip of its own before the trace statement.
+    Held here, they become CTEs of that statement. Nothing can observe the difference: the first
+    other statement the call runs before its trace (the held object is an execute wrapper of the
+    connection while it holds anything) runs them first, one by one and in order, as they would
+    have run; a second write to a table already held does the same (a statement must not update
+    one row twice, and a unique constraint must see a DELETE before its INSERT). A call that fails
+    drops them with the rest of its transaction.
+    """
+
+    def __init__(self):
+        self.writes = []  # (table, sql, params)
+
+    def add(self, table, sql, params):
+        if any(held == table for held, _, _ in self.writes):
+            self.flush()
+        if not self.writes:
+            connection.execute_wrappers.append(self)
+        self.writes.append((table, sql, list(params)))
+
+    def take(self):
+        """The held writes, no longer held: the trace statement carries them."""
+        writes, self.writes = self.writes, []
+        if writes:
+            connection.execute_wrappers.remove(self)
+        return writes
+
+    def flush(self):
+        writes = self.take()
+        if writes:
+            with connection.cursor() as cursor:
+                for _, sql, params in writes:
+                    cursor.execute(prepared(sql), params)
+
+    def __call__(self, execute, sql, params, many, context):
+        self.flush()
+        return execute(sql, params, many, context)
+
+
+_HELD = contextvars.ContextVar("simulator_held_writes", default=None)
+
+
+def hold_writes():
+    """Start holding the writes of a call (the dispatcher, around a handler); returns the token
+    to ``release_writes`` with."""
+    return _HELD.set(HeldWrites())
+
+
+def held_writes():
+    """The writes held so far for this call's trace statement (taken: no longer held)."""
+    held = _HELD.get()
+    return held.take() if held is not None else []
+
+
+def release_writes(token):
+    """Stop holding; writes still held are dropped (the call failed: its transaction rolls back)."""
+    held = _HELD.get()
+    if held is not None:
+        held.take()
+    _HELD.reset(token)
+
+
+def write(table, sql, params):
+    """Run ``sql`` (a write to ``table``, SQL built once, ``%s`` parameters), a write that the call
+    makes last or that nothing before the call's next statement depends on. On PostgreSQL, inside
+    a call, it is held for the call's trace statement (HeldWrites); elsewhere it runs now."""
+    held = _HELD.get()
+    if held is None or connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(prepared(sql), params)
+        return
+    held.add(table, sql, params)
+
+
+def write_row(obj):
+    """INSERT ``obj``, a new model instance, as ``write`` does: for a row nothing in the call
+    refers to by primary key, which stays unset where the INSERT is held (PostgreSQL); elsewhere
+    ``simulator.prepared.insert``."""
+    if _HELD.get() is None or connection.vendor != "postgresql":
+        return insert(obj)
+    model = type(obj)
+    write(model._meta.db_table, insert_sql(model, connection.vendor, returning=False), insert_values(obj))
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
+# --- The trace statement ---------------------------------------------------------------------------
+
+
 @cache
 def _fields(model, names):
     return tuple(model._meta.get_field(name) for name in names)
@@ -65,9 +163,10 @@ def _placeholder(field):
 
 
 # Table and column names come from the models, values are always parameters: no input is spliced.
-@lru_cache(maxsize=128)
-def _sql(vendor, n_changes):
-    """(world update, call insert, changes insert) of this vendor, for ``n_changes`` changes."""
+@lru_cache(maxsize=256)
+def _sql(vendor, n_changes, held=()):
+    """(world update, call insert, changes insert) of this vendor, for ``n_changes`` changes; on
+    PostgreSQL one statement, with the ``held`` writes' SQL as CTEs after the call's."""
     call_fields = _fields(ApiCall, CALL_FIELDS)
     change_fields = _fields(Change, CHANGE_FIELDS)
     world = f"UPDATE {World._meta.db_table} SET ticks = %s, next_ext_id = %s WHERE id = %s"  # noqa: S608
@@ -77,7 +176,8 @@ def _sql(vendor, n_changes):
     change_into = f"INSERT INTO {Change._meta.db_table} (world_id, call_id, {', '.join(CHANGE_FIELDS)})"
     change_values = ", ".join(_placeholder(f) for f in change_fields)
     if vendor == "postgresql":
-        head = f"WITH w AS ({world}), c AS ({call} RETURNING id, world_id) "
+        head = f"WITH w AS ({world}), c AS ({call} RETURNING id, world_id)"
+        head += "".join(f", h{i} AS ({sql})" for i, sql in enumerate(held)) + " "
         if not n_changes:
             return head + "SELECT id FROM c"  # noqa: S608
         rows = ", ".join([f"({change_values})"] * n_changes)
@@ -86,18 +186,21 @@ def _sql(vendor, n_changes):
     return world, call, f"{change_into} VALUES {rows}"
 
 
-def write_call(world, call, changes):
-    """Write ``world``'s counters, the call (``{field: value}`` of ApiCall, by CALL_FIELDS) and its
-    ``changes`` (tuples by CHANGE_FIELDS)."""
+def write_call(world, call, changes, held=()):
+    """Write ``world``'s counters, the call (``{field: value}`` of ApiCall, by CALL_FIELDS), its
+    ``changes`` (tuples by CHANGE_FIELDS) and the writes the call ``held`` (``held_writes()``;
+    only PostgreSQL holds any)."""
     call_values = _prep(_fields(ApiCall, CALL_FIELDS), [call[name] for name in CALL_FIELDS])
     change_fields = _fields(Change, CHANGE_FIELDS)
     counters = [world.ticks, world.next_ext_id, world.pk]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             params = counters + call_values
+            for _, _, held_params in held:
+                params.extend(held_params)
             for change in changes:
                 params.extend(_prep(change_fields, change))
-            statement = _sql("postgresql", len(changes))
+            statement = _sql("postgresql", len(changes), tuple(sql for _, sql, _ in held))
             if len(changes) <= PREPARED_CHANGES:
                 statement = prepared(statement)
             cursor.execute(f"SET LOCAL synchronous_commit TO OFF; {statement}", params)

@@ -18,6 +18,7 @@ from simulator.adf import adf_to_text, is_adf
 from simulator.models import Page, PageLabel, PageVersion, Space
 from simulator.prepared import insert, prepared
 from simulator.selectors import storage_to_text
+from simulator.trace import write_row
 
 DUPLICATE_TITLE = (
     "A page with this title already exists: A page already exists with the same TITLE in this space"
@@ -239,8 +240,10 @@ def page_state(page, parent=None):
     }
 
 
-def create_page(req, space, *, title, body, parent, status):
-    """A new page at version 1; ids from the world counter, times from its clock."""
+def create_page(req, space, *, title, body, parent, status, held=False):
+    """A new page at version 1; ids from the world counter, times from its clock. ``held``: the
+    caller needs no primary key of the page, so its INSERT may go out with the call's trace
+    statement (simulator.trace.write_row)."""
     last = last_position(space, parent)
     page = Page(
         world=req.world,
@@ -258,7 +261,7 @@ def create_page(req, space, *, title, body, parent, status):
         version_author=req.user,
         version_created=req.now,
     )
-    insert(page)
+    write_row(page) if held else insert(page)
     req.record_create("page", page.ext_id, {"space": space.key, **page_state(page)})
     return page
 

@@ -105,7 +105,7 @@ def create_page(req):
     storage = _body_value(req, body.get("body"))
     if status == "current":
         store.check_title_free(req, space, title)
-    page = store.create_page(req, space, title=title, body=storage, parent=parent, status=status)
+    page = store.create_page(req, space, title=title, body=storage, parent=parent, status=status, held=True)
     return page_json(req, page, "storage", single=True)
 
 

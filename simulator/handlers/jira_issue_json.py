@@ -80,10 +80,10 @@ _RELATED_SQL = {
     "subtasks": [
         _piece(
             "k",
-            _ISSUE,
-            "parent_id",
-            ["id", "ext_id", "status_id", "priority_id", "issue_type_id"],
-            ["key", "summary"],
+            f"{_ISSUE} k",  # an alias of its own: the piece may be correlated to an outer issue row
+            "k.parent_id",
+            ["k.id", "k.ext_id", "k.status_id", "k.priority_id", "k.issue_type_id"],
+            ["k.key", "k.summary"],
         )
     ],
     "issuelinks": [
@@ -135,8 +135,9 @@ def fetch_issues(queryset, fields):
     return with_related(list(queryset), fields)
 
 
-def with_related(issues, fields):
-    """``issues`` (a list) with the list-valued fields, sprints and comments ``fields`` need."""
+def with_related(issues, fields, rows=None):
+    """``issues`` (a list) with the list-valued fields, sprints and comments ``fields`` need;
+    ``rows``: the list fields' rows, when the issue's own read brought them (``_issue_sql``)."""
     wanted = set(fields)
     if not issues:
         return issues
@@ -149,15 +150,8 @@ def with_related(issues, fields):
         issue.sprint_list, issue.comment_list = [], []
     pieces = [sql for fid, parts in _RELATED_SQL.items() if fid in wanted for sql in parts]
     if pieces:
-        if connection.vendor == "postgresql":
-            # One array parameter, so the text depends on the fields alone and is prepared once.
-            among, ids = "= ANY(%s)", [list(by_pk)]
-        else:
-            among, ids = f"IN ({', '.join(['%s'] * len(by_pk))})", list(by_pk)
-        sql = " UNION ALL ".join(piece.format(among=among) for piece in pieces)
-        with connection.cursor() as cursor:
-            cursor.execute(prepared(sql), ids * len(pieces))
-            rows = cursor.fetchall()
+        if rows is None:
+            rows = _related_rows(by_pk, pieces)
         for kind, issue_id, n1, n2, n3, n4, n5, n6, t1, t2 in rows:
             issue = by_pk[issue_id]
             if kind == "l":
@@ -185,6 +179,47 @@ def with_related(issues, fields):
         for comment in Comment.objects.filter(issue_id__in=list(by_pk)).order_by("created", "ext_id"):
             by_pk[comment.issue_id].comment_list.append(comment)
     return issues
+
+
+def _related_rows(by_pk, pieces):
+    if connection.vendor == "postgresql":
+        # One array parameter, so the text depends on the fields alone and is prepared once.
+        among, ids = "= ANY(%s)", [list(by_pk)]
+    else:
+        among, ids = f"IN ({', '.join(['%s'] * len(by_pk))})", list(by_pk)
+    sql = " UNION ALL ".join(piece.format(among=among) for piece in pieces)
+    with connection.cursor() as cursor:
+        cursor.execute(prepared(sql), ids * len(pieces))
+        return cursor.fetchall()
+
+
+def _related_fields(fields):
+    """The fields of ``fields`` that have rows in the list fields' UNION, in its order."""
+    return tuple(fid for fid in _RELATED_SQL if fid in fields)
+
+
+# PostgreSQL: the list fields' rows as one JSON array beside the issue's columns (the UNION's
+# pieces, correlated to the issue), so that an issue and its list fields are one statement.
+_RELATED_COLUMNS = ("kind", "issue_id", "n1", "n2", "n3", "n4", "n5", "n6", "t1", "t2")
+
+
+def related_column(fields, outer):
+    """PostgreSQL: the SQL of a column holding, as one JSON array, the rows of the list fields
+    ``fields`` need for the issue row whose id is ``outer`` (for ``with_related``'s ``rows``);
+    None elsewhere or when the fields need none."""
+    related = _related_fields(fields) if connection.vendor == "postgresql" else ()
+    return _related_column(related, outer) if related else None
+
+
+@functools.cache
+def _related_column(related, outer="i.id"):
+    union = " UNION ALL ".join(
+        piece.format(among=f"= {outer}") for fid in related for piece in _RELATED_SQL[fid]
+    )
+    columns = ", ".join(f"r.{c}" for c in _RELATED_COLUMNS)
+    return (
+        f"(SELECT json_agg(json_build_array({columns})) FROM ({union}) AS r({', '.join(_RELATED_COLUMNS)}))"  # noqa: S608
+    )
 
 
 class LoadedIssues:
@@ -217,9 +252,10 @@ def find_issue(req, id_or_key, fields=(), queryset=None):
         qs = qs.filter(ext_id=int(text)) if text.isdecimal() else qs.filter(key=text.upper())
         issue = load_issues(qs, fields).first()
     else:
-        issue = _issue_by_key_or_id(req.world, text, "parent" in fields)
+        related = _related_fields(fields) if connection.vendor == "postgresql" else ()
+        issue = _issue_by_key_or_id(req.world, text, "parent" in fields, related)
         if issue is not None:
-            with_related([issue], fields)
+            with_related([issue], fields, (issue.related_rows or []) if related else None)
     if issue is None:
         raise jira_error(404, NOT_FOUND)
     return issue
@@ -235,10 +271,12 @@ _PARENT_COLUMNS = tuple(f.attname for f in Issue._meta.concrete_fields if f.attn
 
 
 @functools.cache
-def _issue_sql(vendor, by_id, with_parent):
+def _issue_sql(vendor, by_id, with_parent, related=()):
     qn = connection.ops.quote_name
     table = qn(_ISSUE)
     columns = [f"i.{qn(f.column)}" for f in Issue._meta.concrete_fields]
+    if related:
+        columns.append(f"{_related_column(related)} AS related_rows")
     join = ""
     if with_parent:
         columns += [f"p.{qn(c)} AS {qn('parent__' + c)}" for c in _PARENT_COLUMNS]
@@ -247,9 +285,10 @@ def _issue_sql(vendor, by_id, with_parent):
     return f"SELECT {', '.join(columns)} FROM {table} i{join} WHERE i.world_id = %s AND i.{column} = %s"  # noqa: S608
 
 
-def _issue_by_key_or_id(world, text, with_parent):
+def _issue_by_key_or_id(world, text, with_parent, related=()):
+    """The issue, with the list fields' rows ``related`` needs in ``related_rows`` (PostgreSQL)."""
     by_id = text.isdecimal()
-    sql = _issue_sql(connection.vendor, by_id, with_parent)
+    sql = _issue_sql(connection.vendor, by_id, with_parent, related)
     found = list(Issue.objects.raw(prepared(sql), [world.pk, int(text) if by_id else text.upper()]))
     if not found:
         return None

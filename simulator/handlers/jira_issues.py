@@ -10,6 +10,7 @@ from simulator.handlers.jira_issue_json import find_issue, issue_json, issue_url
 from simulator.models import Comment, Issue, IssueLabel, IssueLink, Project
 from simulator.prepared import insert, prepared
 from simulator.routing import Routes, created, jira_error, no_content
+from simulator.trace import write, write_row
 from simulator.world_config import config_for
 
 routes = Routes()
@@ -161,6 +162,14 @@ def _save_labels(issue, names, rows):
         added = names[len(kept) :]
     else:
         gone, start, added = old, 0, names
+    if connection.vendor == "postgresql":
+        # Fixed SQL whatever the number of labels (arrays), held for the trace statement.
+        table = IssueLabel._meta.db_table
+        if gone:
+            write(table, f"DELETE FROM {table} WHERE issue_id = %s AND name = ANY(%s)", [issue.pk, gone])  # noqa: S608
+        if added:
+            write(table, _LABELS_INSERT, [issue.world_id, issue.pk, start, added])
+        return
     if gone:
         IssueLabel.objects.filter(issue=issue, name__in=gone).delete()
     if added:
@@ -168,6 +177,14 @@ def _save_labels(issue, names, rows):
             IssueLabel(world_id=issue.world_id, issue=issue, name=name, position=start + n)
             for n, name in enumerate(added)
         )
+
+
+# The labels in order, positions from the given start (rows and ids in the array's order).
+_LABELS_INSERT = (
+    f"INSERT INTO {IssueLabel._meta.db_table} (world_id, issue_id, name, position) "  # noqa: S608
+    "SELECT %s, %s, t.name, %s + t.n - 1 FROM unnest(CAST(%s AS text[])) WITH ORDINALITY AS t(name, n) "
+    "ORDER BY t.n"
+)
 
 
 def add_comments(req, issue, bodies):
@@ -186,7 +203,7 @@ def add_comments(req, issue, bodies):
             created=req.now,
             updated=req.now,
         )
-        insert(comment)
+        write_row(comment)  # held for the trace statement: nothing needs its primary key
         req.record_create("comment", comment.ext_id, {"issue": issue.key, "body": shown("comment", body)})
         made.append(comment)
     return made
@@ -311,12 +328,12 @@ def _update_sql(vendor, attnames):
 
 def save_columns(issue, attnames):
     """UPDATE only ``attnames`` of the issue, with SQL built once per set of columns (what
-    ``save(update_fields=...)`` does, without building the query each time)."""
+    ``save(update_fields=...)`` does, without building the query each time); held for the call's
+    trace statement where it can be (simulator.trace.write)."""
     attnames = tuple(sorted(set(attnames)))
     fields = [Issue._meta.get_field(a) for a in attnames]
     values = [f.get_db_prep_save(getattr(issue, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(prepared(_update_sql(connection.vendor, attnames)), [*values, issue.pk])
+    write(Issue._meta.db_table, _update_sql(connection.vendor, attnames), [*values, issue.pk])
 
 
 def _related(req, attr, pk):

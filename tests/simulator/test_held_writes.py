@@ -1,0 +1,175 @@
+"""Writes held for the trace statement (simulator.trace.write): on PostgreSQL a call's last writes
+go out with its trace; nothing a call answers or leaves behind may differ from running them at
+once."""
+
+import pytest
+
+from simulator import routing, trace
+from simulator.client import SimClient
+from simulator.models import ApiCall, Change, Comment, Issue, IssueLabel, Page, Space, User
+from tests.simulator.conftest import ADA
+
+V3 = "/rest/api/3"
+ADF = {
+    "type": "doc",
+    "version": 1,
+    "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hi"}]}],
+}
+
+
+def script(space_id):
+    """Every path that holds a write, and the calls that read them back or fail after them."""
+    issue = f"{V3}/issue/OPS-21"
+    return [
+        (
+            "POST",
+            f"{V3}/issue",
+            None,
+            {
+                "fields": {
+                    "project": {"key": "OPS"},
+                    "issuetype": {"name": "Task"},
+                    "summary": "held",
+                    "labels": ["a", "b"],
+                },
+                "update": {"comment": [{"add": {"body": ADF}}]},
+            },
+        ),
+        ("PUT", issue, None, {"update": {"labels": [{"add": "c"}]}}),
+        ("PUT", issue, None, {"update": {"labels": [{"remove": "a"}]}}),
+        ("PUT", issue, None, {"fields": {"labels": ["c", "b", "z"]}}),  # a reorder rewrites the list
+        # held label writes and the issue UPDATE, then read back in the same call
+        ("PUT", issue, {"returnIssue": "true"}, {"fields": {"summary": "again", "labels": ["c", "y"]}}),
+        # held writes, then a 404 on the link: the call is rolled back whole
+        (
+            "PUT",
+            issue,
+            None,
+            {
+                "update": {
+                    "labels": [{"add": "lost"}],
+                    "issuelinks": [{"add": {"type": {"name": "Blocks"}, "outwardIssue": {"key": "OPS-999"}}}],
+                }
+            },
+        ),
+        (
+            "POST",
+            f"{issue}/transitions",
+            None,
+            {"transition": {"id": "11"}, "update": {"comment": [{"add": {"body": ADF}}]}},
+        ),
+        ("POST", f"{issue}/comment", None, {"body": ADF}),
+        ("POST", f"{issue}/comment", None, {"body": ADF}),
+        ("GET", issue, {"fields": "*all"}, None),
+        (
+            "POST",
+            "/wiki/api/v2/pages",
+            None,
+            {
+                "spaceId": str(space_id),
+                "title": "Held page",
+                "body": {"representation": "storage", "value": "<p>x</p>"},
+            },
+        ),
+        (
+            "POST",
+            "/wiki/api/v2/pages",
+            None,
+            {
+                "spaceId": str(space_id),
+                "title": "Held page",
+                "body": {"representation": "storage", "value": "<p>x</p>"},
+            },
+        ),
+        ("GET", "/wiki/api/v2/pages", {"title": "Held page", "body-format": "storage"}, None),
+    ]
+
+
+def play(world):
+    client = SimClient(world, User.objects.get(world=world, account_id=ADA))
+    space_id = Space.objects.get(world=world, key="ENG").ext_id
+    answers = []
+    for method, path, params, body in script(space_id):
+        r = client.request(method, path, params=params, json=body)
+        answers.append((r.status_code, r.text.replace(world.slug, "WORLD")))
+    return answers, state(world)
+
+
+def state(world):
+    """What the calls left in the world, without the primary keys a fork renumbers."""
+    return {
+        "calls": list(ApiCall.objects.filter(world=world).values_list("seq", "status", "operation")),
+        "changes": list(
+            Change.objects.filter(world=world)
+            .order_by("call__seq", "id")
+            .values_list("call__seq", *trace.CHANGE_FIELDS)
+        ),
+        "labels": list(
+            IssueLabel.objects.filter(world=world)
+            .order_by("issue__key", "position")
+            .values_list("issue__key", "position", "name")
+        ),
+        "issues": list(
+            Issue.objects.filter(world=world)
+            .order_by("key")
+            .values_list("key", "summary", "updated", "status__name")
+        ),
+        "comments": list(
+            Comment.objects.filter(world=world)
+            .order_by("ext_id")
+            .values_list("issue__key", "ext_id", "body", "created")
+        ),
+        "pages": list(
+            Page.objects.filter(world=world)
+            .order_by("ext_id")
+            .values_list("ext_id", "title", "position", "parent__ext_id", "body")
+        ),
+    }
+
+
+def test_holding_writes_changes_no_answer_and_no_row(acme_template, monkeypatch):
+    held = play(acme_template.fork())
+    monkeypatch.setattr(routing, "hold_writes", lambda: trace._HELD.set(None))  # every write at once
+    at_once = play(acme_template.fork())
+    assert held == at_once
+    statuses = [status for status, _ in held[0]]
+    assert statuses == [201, 204, 204, 204, 200, 404, 204, 201, 201, 200, 200, 400, 200]
+
+
+def test_a_write_held_is_run_before_the_call_reads_again(jira):
+    r = jira.put(
+        f"{V3}/issue/WEB-7", params={"returnIssue": "true"}, json={"update": {"labels": [{"add": "seen"}]}}
+    )
+    assert r.status_code == 200
+    assert "seen" in r.json()["fields"]["labels"]
+    assert r.json()["fields"]["updated"] == jira.get(f"{V3}/issue/WEB-7").json()["fields"]["updated"]
+
+
+def test_a_failed_call_drops_what_it_held(jira):
+    before = sorted(
+        IssueLabel.objects.filter(issue__world=jira.world, issue__key="WEB-7").values_list("name", flat=True)
+    )
+    body = {
+        "update": {
+            "labels": [{"add": "lost"}],
+            "issuelinks": [{"add": {"type": {"name": "Blocks"}, "outwardIssue": {"key": "WEB-999"}}}],
+        }
+    }
+    assert jira.put(f"{V3}/issue/WEB-7", json=body).status_code == 404
+    after = sorted(
+        IssueLabel.objects.filter(issue__world=jira.world, issue__key="WEB-7").values_list("name", flat=True)
+    )
+    assert after == before
+    assert jira.get(f"{V3}/issue/WEB-7").status_code == 200  # and the next call holds nothing stale
+    assert trace._HELD.get() is None
+
+
+@pytest.mark.parametrize("n_labels", [1, 3])
+def test_labels_keep_their_order(jira, n_labels):
+    names = [f"n{i}" for i in range(n_labels)]
+    assert jira.put(f"{V3}/issue/WEB-7", json={"fields": {"labels": names}}).status_code == 204
+    assert jira.put(f"{V3}/issue/WEB-7", json={"update": {"labels": [{"add": "last"}]}}).status_code == 204
+    assert jira.get(f"{V3}/issue/WEB-7", params={"fields": "labels"}).json()["fields"]["labels"] == [
+        *names,
+        "last",
+    ]
