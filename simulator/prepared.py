@@ -13,11 +13,15 @@ statement outlives a rolled-back transaction (PREPARE is not transactional), and
 re-plans it by itself when a table it reads changes.
 """
 
+import collections
+import datetime as dt
+import decimal
 import functools
 import hashlib
+import math
 import weakref
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 # database connection -> names of the statements prepared on it
 _PREPARED = weakref.WeakKeyDictionary()
@@ -51,6 +55,83 @@ def _statement(sql):
         execute = f"EXECUTE {name} ({arguments})" if arguments else f"EXECUTE {name}"
         found = _STATEMENTS[sql] = name, f"PREPARE {name} AS {numbered}", execute
     return found
+
+
+# --- Statements whose text comes from a request ---------------------------------------------------
+#
+# A JQL search's SQL is built by Django from the query an agent writes, so a connection would
+# meet an unbounded number of texts: at most QUERY_STATEMENTS of them stay prepared per
+# connection, the least recently used one deallocated to make room. Their parameters are typed
+# from the values, as psycopg2 types them when it writes them into the text as literals (an int
+# as an integer, a float or Decimal as a numeric, a str as text, an aware datetime as a
+# timestamptz, ...), never left to PostgreSQL to infer from where they stand: an inferred type
+# could differ from the literal's (a numeric 2.5 compared with an integer column would be
+# rounded to the parameter's inferred integer type). A value of any other type (None, a list),
+# or a text PostgreSQL refuses to prepare with those types, runs as it is.
+
+QUERY_STATEMENTS = 64
+
+# database connection -> OrderedDict of the request-built statements prepared on it (LRU order)
+_QUERIES = weakref.WeakKeyDictionary()
+_INT8 = (-(2**63), 2**63 - 1)
+
+
+def prepared_query(sql, params):
+    """What to execute in place of ``sql`` (a SELECT built from a request, ``%s`` placeholders)
+    with the same ``params``: on PostgreSQL the EXECUTE of it prepared on this connection, within
+    the bound above; else ``sql``."""
+    if connection.vendor != "postgresql":
+        return sql
+    types = _parameter_types(params)
+    if types is None or "%%" in sql:
+        return sql
+    key = (sql, types)
+    connection.ensure_connection()
+    kept = _QUERIES.setdefault(connection.connection, collections.OrderedDict())
+    found = kept.get(key)
+    if found is not None:
+        kept.move_to_end(key)
+        return found or sql  # False: PostgreSQL refused it
+    name = "simq_" + hashlib.sha256(repr(key).encode()).hexdigest()[:24]
+    pieces = sql.split("%s")
+    numbered = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+    while len(kept) >= QUERY_STATEMENTS:
+        _, old = kept.popitem(last=False)
+        if old:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DEALLOCATE {old.split()[1]}")
+    try:
+        # A refused PREPARE must not abort the call's transaction.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"PREPARE {name} ({', '.join(types)}) AS {numbered}")
+    except DatabaseError:
+        kept[key] = False  # remembered (within the bound), not retried
+        return sql
+    arguments = ", ".join(["%s"] * len(types))
+    kept[key] = f"EXECUTE {name} ({arguments})" if arguments else f"EXECUTE {name}"
+    return kept[key]
+
+
+def _parameter_types(params):
+    """PostgreSQL's type of each value as psycopg2 writes it as a literal; None if one has none."""
+    types = []
+    for value in params:
+        kind = type(value)
+        if kind is bool:
+            types.append("boolean")
+        elif kind is int and _INT8[0] <= value <= _INT8[1]:
+            types.append("bigint")
+        elif (kind is float and math.isfinite(value)) or (kind is decimal.Decimal and value.is_finite()):
+            types.append("numeric")
+        elif kind is str:
+            types.append("text")
+        elif kind is dt.datetime:
+            types.append("timestamptz" if value.tzinfo is not None else "timestamp")
+        elif kind is dt.date:
+            types.append("date")
+        else:
+            return None
+    return tuple(types)
 
 
 def insert(obj):

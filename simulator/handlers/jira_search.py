@@ -4,11 +4,14 @@
 import base64
 import binascii
 
+from django.db import connection
+
 from simulator.handlers.jira_issue_json import (
     ISSUE_EXPAND,
     issue_json,
     load_issues,
     parse_fields,
+    related_column,
     with_related,
 )
 from simulator.handlers.jira_issues import body_dict
@@ -78,7 +81,14 @@ def _page(req, query, start, size, fields, expand):
     if "parent" in fields:  # the parent is joined in by Django's select_related
         issues = list(load_issues(query.apply(Issue.objects.all()), fields)[start : start + size + 1])
     else:
-        issues = with_related(query.issue_rows(start, size + 1), fields)
+        # On PostgreSQL the issues' list fields come in the same statement, a column of each row.
+        related = related_column(fields, f"{connection.ops.quote_name(Issue._meta.db_table)}.id")
+        if related is None:
+            issues = with_related(query.issue_rows(start, size + 1), fields)
+        else:
+            issues = query.issue_rows(start, size + 1, {"related_rows": related})
+            rows = [row for issue in issues for row in issue.related_rows or ()]
+            issues = with_related(issues, fields, rows)
     more = len(issues) > size
     return [issue_json(req, i, fields, expand) for i in issues[:size]], more
 

@@ -10,11 +10,14 @@ for each call, from its cached parse, so its answer follows the world's state an
 stays deterministic per world.
 """
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from simulator.jql.clause import NEGATED, Ctx
 from simulator.jql.dates import moment
@@ -22,6 +25,7 @@ from simulator.jql.errors import JqlUnboundedError, JqlValueError
 from simulator.jql.fields import FIELDS
 from simulator.jql.grammar import BoolOp, parse_jql
 from simulator.models import Issue, User
+from simulator.prepared import prepared_query
 from simulator.world_config import cached_config
 
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
@@ -46,16 +50,30 @@ class JqlQuery:
             issues = issues.filter(self.where)
         return issues.order_by(*self.ordering)
 
-    def issue_rows(self, start, count):
-        """Issues ``start`` .. ``start + count`` of the world's matches, as model instances. A
-        cached query keeps its SQL, built once by Django, and runs it with LIMIT/OFFSET added."""
+    def issue_rows(self, start, count, columns=None):
+        """Issues ``start`` .. ``start + count`` of the world's matches, as model instances, with
+        ``columns`` ({attribute: SQL of a column, no parameters}) beside their own. A cached
+        query keeps its SQL, built once by Django, and runs it with LIMIT/OFFSET added, prepared
+        on PostgreSQL (simulator.prepared.prepared_query)."""
         compiled = self.compiled
-        if compiled is None or self.ordering != compiled.ordering:
-            return list(self.apply(Issue.objects.all())[start : start + count])
-        if compiled.sql is None:
-            compiled.sql = self.apply(Issue.objects.all()).query.sql_with_params()
-        sql, params = compiled.sql
-        return list(Issue.objects.raw(f"{sql} LIMIT %s OFFSET %s", [*params, count, start]))
+        key = tuple(sorted((columns or {}).items()))
+        cached = compiled is not None and self.ordering == compiled.ordering
+        if cached and compiled.sql.get(key):
+            sql, params = compiled.sql[key]
+            params = [*params, count, start]
+            return list(Issue.objects.raw(prepared_query(sql, params), params))
+        # The columns' SQL comes from the code (simulator.handlers.jira_issue_json), never a request.
+        extra = {name: RawSQL(sql, ()) for name, sql in (columns or {}).items()}  # noqa: S611
+        issues = self.apply(Issue.objects.all()).annotate(**extra)
+        if cached and key not in compiled.sql:
+            try:
+                sql, params = issues.query.sql_with_params()
+            except EmptyResultSet:  # a WHERE that can match nothing: the ORM answers it unasked
+                compiled.sql[key] = None
+            else:
+                compiled.sql[key] = f"{sql} LIMIT %s OFFSET %s", params
+                return self.issue_rows(start, count, columns)
+        return list(issues[start : start + count])
 
 
 @dataclass
@@ -64,7 +82,8 @@ class _Compiled:
 
     where: Q | None
     ordering: tuple
-    sql: tuple | None = None  # (sql, params) of the whole match, once asked for
+    # (sql, params) of the whole match with LIMIT/OFFSET, by the extra columns, once asked for
+    sql: dict = dataclasses.field(default_factory=dict)
 
 
 def compile_jql(world, jql_text, *, user, require_bounded=False):
