@@ -155,3 +155,27 @@ def test_the_world_row_keeps_step_with_the_trace(jira):
     fresh = World.objects.get(pk=jira.world.pk)
     assert (fresh.ticks, fresh.next_ext_id) == (jira.world.ticks, jira.world.next_ext_id)
     assert fresh.ticks == ApiCall.objects.filter(world=fresh).order_by("-seq").first().seq
+
+
+# Deleting a world takes its trace with it (the trace tables' foreign keys keep their database
+# constraints: dropping them saved 1-4 % of a call, docs/benchmarks.md).
+
+
+def _trace_rows(world_id):
+    return (
+        ApiCall.objects.filter(world_id=world_id).count() + Change.objects.filter(world_id=world_id).count()
+    )
+
+
+def test_deleting_worlds_deletes_their_trace(acme_template):
+    # Worlds are deleted by delete_worlds (simworld delete / prune, episodes' clean-up), table by
+    # table; the ORM's per-row cascade is refused by the PROTECT keys between a world's rows.
+    from simulator.forking import delete_worlds
+
+    kept, gone, also_gone = acme_template.fork(), acme_template.fork(), acme_template.fork()
+    for world in (kept, gone, also_gone):
+        play(world)
+        assert _trace_rows(world.pk) > len(SCRIPT)
+    delete_worlds(World.objects.filter(pk__in=[gone.pk, also_gone.pk]))
+    assert [_trace_rows(gone.pk), _trace_rows(also_gone.pk)] == [0, 0]
+    assert _trace_rows(kept.pk) > len(SCRIPT)
