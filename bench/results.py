@@ -120,10 +120,11 @@ def render(suites) -> str:
         for config, report in reports.items():
             after = report["eval"]["after"]
             trained = report["iterations"][-1]["elapsed"] if report["iterations"] else 0.0
-            phases = [entry.get("phase") for entry in report["iterations"]]
+            epochs = max((e["epoch"] for e in report["iterations"] if e.get("phase") == "sft"), default=0)
+            iterations = sum(e.get("phase") == "grpo" for e in report["iterations"])
             lines.append(
                 f"| {LABELS[config]} | {after['reward']:.3f} | {after['success']:.3f} "
-                f"| {trained:.0f} | {phases.count('sft')} | {phases.count('grpo')} |"
+                f"| {trained:.0f} | {epochs:.3g} | {iterations} |"
             )
         for config, report in reports.items():
             if "after_sft" in report["eval"]:
@@ -158,7 +159,7 @@ def _setup(reports: dict) -> str:
         f"{first.get('test_variants_used')} held-out episodes (greedy), "
         f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
         f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
-        "(an SFT epoch or GRPO iteration begun within it runs to its end); "
+        "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration begun within it runs to its end); "
         f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs."
     )

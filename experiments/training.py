@@ -34,7 +34,7 @@ from experiments.solvers import SolverError
 from trainer.evaluate import evaluate
 from trainer.generation import SamplingSettings, TransformersBackend
 from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
-from trainer.models import DEFAULT_MODEL, LoraSettings, add_lora, load_base_model
+from trainer.models import DEFAULT_MODEL, LORA_MODULES, LoraSettings, add_lora, load_base_model
 from trainer.prompts import build_messages, render_observation, system_prompt
 from trainer.rollout import Episode, RolloutSettings, run_episodes
 from trainer.sft import SFTConfig, encode_demonstration, sft_train
@@ -72,6 +72,7 @@ class TrainConfig:
     sft_learning_rate: float | None = None
     lora_rank: int = 16
     lora_alpha: int | None = None
+    lora_modules: str = "all"  # a key of trainer.models.LORA_MODULES
     max_turns: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0
@@ -96,6 +97,9 @@ class TrainConfig:
     def check(self) -> None:
         if self.algo not in ALGOS:
             raise TrainingError(f"algo is one of {', '.join(ALGOS)}, not {self.algo!r}")
+        if self.lora_modules not in LORA_MODULES:
+            known = ", ".join(LORA_MODULES)
+            raise TrainingError(f"LoRA modules are one of {known}, not {self.lora_modules!r}")
         if self.tool_docs not in TOOL_DOCS:
             raise TrainingError(f"tool docs are one of {', '.join(TOOL_DOCS)}, not {self.tool_docs!r}")
         for name in ("group_size", "tasks_per_iteration", "max_new_tokens", "lora_rank"):
@@ -116,7 +120,11 @@ class TrainConfig:
         return self.algo in ("grpo", "sft+grpo")
 
     def lora(self) -> LoraSettings:
-        return LoraSettings(rank=self.lora_rank, alpha=self.lora_alpha or 2 * self.lora_rank)
+        return LoraSettings(
+            rank=self.lora_rank,
+            alpha=self.lora_alpha or 2 * self.lora_rank,
+            target_modules=list(LORA_MODULES[self.lora_modules]),
+        )
 
     def grpo(self) -> GRPOConfig:
         defaults = GRPOConfig()
@@ -565,6 +573,7 @@ EVALUATION_KEYS = (
     "eval_batch_size",
     "checkpoint_in",
     "lora_rank",
+    "lora_modules",
     "dtype",
     "system_prompt_tokens",
 )
@@ -597,9 +606,14 @@ def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time) -
         if out_of_time():
             break
         (history,) = sft_train(
-            policy.model, policy.optimizer, demos, replace(sft, epochs=1, seed=sft.seed + epoch)
+            policy.model,
+            policy.optimizer,
+            demos,
+            replace(sft, epochs=1, seed=sft.seed + epoch),
+            should_stop=out_of_time,
         )
-        record({"phase": "sft", **history, "epoch": epoch + 1, "demonstrations": len(demos)})
+        if history["steps"]:
+            record({"phase": "sft", **history, "epoch": epoch + history["demonstrations"] / len(demos)})
     policy.optimizer = None
 
 

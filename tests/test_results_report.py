@@ -16,8 +16,12 @@ def report(algo, before, after, rewards):
     return {
         "config": {"suite": "atlassian-core", "model": "smollm2-135m", "algo": algo, "time_budget": 60.0},
         "iterations": [
-            {"iteration": i + 1, "phase": "sft" if algo.startswith("sft") and i == 0 else "grpo"}
-            | {"reward_mean": r, "elapsed": 10.0 * (i + 1)}
+            (
+                {"phase": "sft", "epoch": 1.5}  # stopped by the budget halfway through its second epoch
+                if algo.startswith("sft") and i == 0
+                else {"phase": "grpo"}
+            )
+            | {"iteration": i + 1, "reward_mean": r, "elapsed": 10.0 * (i + 1)}
             for i, r in enumerate(rewards)
         ],
         "eval": {"before": evaluation(before), "after": evaluation(after)},
@@ -45,7 +49,7 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     write(reports, "atlassian-core-sft+grpo.json", both)
     text = results.render(["atlassian-core", "jira-workflows"])
     assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 |" in text
-    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1 | 1 |" in text
+    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 |" in text
     assert "SFT + GRPO: after its SFT phase, held-out reward 0.810, success 0.500." in text
     assert "training budget 60 s a run" in text
     assert "SFT only" not in text  # no report, no row

@@ -139,10 +139,10 @@ def clipped_token_loss(
     return TokenLoss(loss.masked_fill(~mask, 0.0), ratio, clipped & mask, kl)
 
 
-def _pad(rows: Sequence[Sequence], width: int, dtype=torch.float32) -> torch.Tensor:
-    out = torch.zeros(len(rows), width, dtype=dtype)
+def _pad(rows: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width)
     for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=dtype)
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
     return out
 
 
@@ -216,7 +216,12 @@ def _frozen_logprobs(model, micro_batches: Sequence[Sequence[TrainSample]], conf
     """`[N_b, T_b]` log-probs per micro-batch from the model as it is now, without gradients."""
     return [
         sequence_logprobs(
-            model, [s.tokens for s in b], [s.start for s in b], config.temperature, config.share_prefix
+            model,
+            [s.tokens for s in b],
+            [s.start for s in b],
+            config.temperature,
+            config.share_prefix,
+            targets=[s.sampled for s in b],
         ).logprobs
         for b in micro_batches
     ]
@@ -290,10 +295,10 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                         config.temperature,
                         config.share_prefix,
                         with_entropy=True,
+                        targets=[s.sampled for s in batch],
                     )
-                    device, width = out.logprobs.device, out.logprobs.shape[1]
-                    recorded = _pad([s.old_logprobs for s in batch], width).to(device)  # [N, T]
-                    mask = out.mask & _pad([s.sampled for s in batch], width, torch.bool).to(device)
+                    device, mask = out.logprobs.device, out.mask  # mask: the sampled tokens
+                    recorded = _pad([s.old_logprobs for s in batch], mask.shape[1]).to(device)  # [N, T]
                     if epoch == 0:
                         gap = (out.logprobs.detach() - recorded).abs().masked_fill(~mask, 0.0)
                         totals["logprob_gap"] += float(gap.sum())
@@ -313,7 +318,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
                     loss.backward()
                     step_loss += loss.item()
                     totals["tokens"] += float(mask.sum())
-                    totals["entropy"] += float(out.entropy.masked_fill(~mask, 0.0).sum())
+                    totals["entropy"] += float(out.entropy.sum())
                     totals["clipped"] += float(terms.clipped.sum())
                     if terms.kl is not None:
                         totals["kl"] += float(terms.kl.detach().sum())

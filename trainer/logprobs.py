@@ -81,13 +81,17 @@ def sequence_logprobs(
     temperature: float = 1.0,
     share_prefix: bool = True,
     with_entropy: bool = False,
+    targets: Sequence[Sequence[bool]] | None = None,
 ) -> TokenLogprobs:
     """Log-probs of `sequences[i][starts[i]:]` given everything before, for N sequences.
 
     `sequences`: N token lists (lengths L_i); `starts[i] >= 1` is the first target position of row
     i. Returns `TokenLogprobs` with T = max(L_i - starts[i]) columns: column j of row i scores
     token `sequences[i][starts[i] + j]`. Logits are divided by `temperature` first, as during
-    sampling, so ratios against sampled log-probs compare like with like.
+    sampling, so ratios against sampled log-probs compare like with like. `targets[i][j]`, when
+    given, says which of those tokens are wanted (the model's own turns, not the observations
+    between them): only they go through the output head (a vocabulary-wide projection and
+    softmax per position), the others score 0 and are False in the mask.
     """
     decoder, head = base_modules(model)
     device = head.weight.device
@@ -121,16 +125,24 @@ def sequence_logprobs(
     first = torch.tensor([start - shared - 1 for start in starts], device=device)
     predict_at = (first[:, None] + offsets[None, :]).clamp(max=width - 1)  # [N, T]
     mask = offsets[None, :] < torch.tensor(targets_len, device=device)[:, None]  # [N, T]
-    picked = hidden.gather(1, predict_at[:, :, None].expand(-1, -1, hidden.shape[-1]))  # [N, T, H]
-    logits = head(picked).float() / temperature  # [N, T, V]
-    target_ids = input_ids.gather(1, (predict_at + 1).clamp(max=width - 1))  # [N, T]
+    if targets is not None:
+        wanted = torch.zeros_like(mask)
+        for i, row in enumerate(targets):
+            wanted[i, : len(row)] = torch.tensor(list(row), dtype=torch.bool)
+        mask &= wanted
+    rows, columns = mask.nonzero(as_tuple=True)  # the M scored targets
+    picked = hidden[rows, predict_at[rows, columns]]  # [M, H]
+    logits = head(picked).float() / temperature  # [M, V]
+    target_ids = input_ids[rows, (predict_at[rows, columns] + 1).clamp(max=width - 1)]  # [M]
     log_probs = torch.log_softmax(logits, dim=-1)
-    token_logprobs = log_probs.gather(-1, target_ids[:, :, None]).squeeze(-1)  # [N, T]
-    token_logprobs = token_logprobs.masked_fill(~mask, 0.0)
+    scored = log_probs.gather(-1, target_ids[:, None])[:, 0]  # [M]
+    token_logprobs = torch.zeros(mask.shape, dtype=log_probs.dtype, device=device)
+    token_logprobs = token_logprobs.index_put((rows, columns), scored)  # [N, T], differentiable
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(log_probs.exp() * log_probs).sum(-1).masked_fill(~mask, 0.0)
+            entropy = torch.zeros(mask.shape, dtype=log_probs.dtype, device=device)
+            entropy[rows, columns] = -(log_probs.exp() * log_probs).sum(-1)
     return TokenLogprobs(token_logprobs, entropy, mask)
 
 

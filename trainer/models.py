@@ -32,6 +32,13 @@ TINY_SEED = 1234
 INIT_RANGE = 0.2  # larger than the usual 0.02 so that LoRA can move the logits within a few steps
 
 
+# Which linear layers get a LoRA adapter, by name (Llama-style module names, as SmolLM2's).
+LORA_MODULES = {
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+
+
 @dataclass
 class LoraSettings:
     """LoRA hyperparameters (peft's `LoraConfig` under friendlier names)."""
@@ -39,7 +46,7 @@ class LoraSettings:
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_MODULES["attention"]))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -83,20 +83,29 @@ def demonstration_loss(
 
     Returns (scalar tensor with grad, number of assistant tokens).
     """
-    starts = [demo.start for demo in batch]
-    out = sequence_logprobs(model, [d.tokens for d in batch], starts, share_prefix=share_prefix)  # [N, T]
-    targets = torch.zeros_like(out.mask)
-    for i, demo in enumerate(batch):
-        row = demo.assistant_mask[demo.start :]
-        targets[i, : len(row)] = torch.tensor(row, dtype=torch.bool)
-    return -(out.logprobs * targets).sum(), int(targets.sum())
+    out = sequence_logprobs(
+        model,
+        [d.tokens for d in batch],
+        [d.start for d in batch],
+        share_prefix=share_prefix,
+        targets=[d.assistant_mask[d.start :] for d in batch],
+    )  # [N, T], zero off the assistant's tokens
+    return -out.logprobs.sum(), int(out.mask.sum())
 
 
-def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config: SFTConfig) -> list[dict]:
+def sft_train(
+    model,
+    optimizer,
+    demonstrations: Sequence[Demonstration],
+    config: SFTConfig,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict]:
     """Train on demonstrations for `config.epochs` epochs; one metrics dict per epoch.
 
     Each dict has `epoch`, `loss` (mean NLL per assistant token), `tokens`, `seconds`,
-    `tokens_per_s`, `grad_norm` (mean).
+    `tokens_per_s`, `grad_norm` (mean), `steps` (optimizer steps) and `demonstrations` (how many
+    it trained on). `should_stop()` is asked before each optimizer step (a time budget): when it
+    says so, the epoch ends there, its dict covering the steps taken, and no other starts.
     """
     rng = random.Random(config.seed)  # noqa: S311 - shuffling, not secrets
     params = [p for p in model.parameters() if p.requires_grad]
@@ -111,9 +120,14 @@ def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config:
             lengths = [len(d.tokens) for d in order]
             batches = pack_micro_batches(order, lengths, config.micro_batch_size, config.micro_batch_tokens)
             accumulate = max(1, config.accumulation_steps)
-            total_nll, total_tokens, norms = 0.0, 0, []
+            total_nll, total_tokens, norms, seen = 0.0, 0, [], 0
+            stopped = False
             for first in range(0, len(batches), accumulate):
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
                 group = batches[first : first + accumulate]
+                seen += sum(len(batch) for batch in group)
                 step_tokens = sum(sum(d.assistant_mask) for batch in group for d in batch)
                 for batch in group:
                     nll, count = demonstration_loss(model, batch, config.share_prefix)
@@ -132,8 +146,12 @@ def sft_train(model, optimizer, demonstrations: Sequence[Demonstration], config:
                     "seconds": seconds,
                     "tokens_per_s": total_tokens / seconds if seconds else 0.0,
                     "grad_norm": sum(norms) / len(norms) if norms else 0.0,
+                    "steps": len(norms),
+                    "demonstrations": seen,
                 }
             )
+            if stopped:
+                break
     finally:
         model.train(was_training)
     return history

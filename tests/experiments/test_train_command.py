@@ -168,7 +168,9 @@ def test_a_group_whose_rewards_differ_updates_the_adapter():
     metrics = train_step(policy, [group], GRPOConfig(learning_rate=1e-2))
 
     assert group[0].success and group[0].reward == 1.0 and not group[1].success
-    assert metrics["samples"] == 3 and metrics["optimizer_steps"] == 1 and metrics["loss"] is not None
+    # one sample per episode: the second turn's prompt continues the first turn as it was sampled
+    assert metrics["samples"] == 2 and metrics["optimizer_steps"] == 1 and metrics["loss"] is not None
+    assert metrics["tokens_trained"] == sum(e.generated_tokens for e in group)
     assert metrics["zero_variance_groups"] == 0 and metrics["format_errors_mean"] == 0.0
     changed = [n for n, p in policy.model.named_parameters() if p.requires_grad and not p.equal(lora[n])]
     assert changed

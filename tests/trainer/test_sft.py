@@ -40,3 +40,19 @@ def test_sft_lowers_the_loss_on_fixed_demonstrations(make_policy, tokenizer):
     assert len(history) == 3 and history[0]["tokens"] == sum(sum(d.assistant_mask) for d in demos)
     assert history[-1]["loss"] < history[0]["loss"]
     assert after < before - 1.0
+
+
+def test_a_stop_request_ends_the_epoch_at_the_next_optimizer_step(make_policy, tokenizer):
+    policy = make_policy(rank=8, alpha=16)
+    demos = [encode_demonstration(tokenizer, demonstration(f"OPS-{i}")) for i in range(6)]
+    asked = []
+
+    def stop_after_two_steps():
+        asked.append(True)
+        return len(asked) > 2
+
+    config = SFTConfig(epochs=3, micro_batch_size=2)
+    history = sft_train(policy, make_optimizer(policy, 1e-2), demos, config, should_stop=stop_after_two_steps)
+    assert len(history) == 1  # no later epoch starts
+    assert history[0]["steps"] == 2 and history[0]["demonstrations"] == 4
+    assert history[0]["tokens"] < sum(sum(d.assistant_mask) for d in demos)

@@ -118,6 +118,12 @@ class Command(BaseCommand):
         add("--sft-learning-rate", type=float, default=None, help="SFT learning rate (default: trainer's)")
         add("--lora-rank", type=int, default=defaults.lora_rank)
         add("--lora-alpha", type=int, default=None, help="default: twice the rank")
+        add(
+            "--lora-modules",
+            choices=("attention", "all"),
+            default=defaults.lora_modules,
+            help="layers with an adapter: the attention projections, or those and the MLP's",
+        )
         add("--max-turns", type=int, default=None, help="cap on each task's own turn limit")
         add("--temperature", type=float, default=defaults.temperature, help="sampling temperature (GRPO)")
         add("--top-p", type=float, default=defaults.top_p)
