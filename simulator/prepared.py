@@ -19,6 +19,7 @@ import decimal
 import functools
 import hashlib
 import math
+import re
 import weakref
 
 from django.db import DatabaseError, connection, transaction
@@ -27,6 +28,8 @@ from django.db import DatabaseError, connection, transaction
 _PREPARED = weakref.WeakKeyDictionary()
 # SQL text -> (statement name, PREPARE text, EXECUTE text)
 _STATEMENTS = {}
+# statement name -> whether its SQL only reads (for reads_only)
+_READS = {}
 
 
 def prepared(sql):
@@ -54,7 +57,28 @@ def _statement(sql):
         arguments = ", ".join(["%s"] * (len(pieces) - 1))
         execute = f"EXECUTE {name} ({arguments})" if arguments else f"EXECUTE {name}"
         found = _STATEMENTS[sql] = name, f"PREPARE {name} AS {numbered}", execute
+        _READS[name] = _plain_select(sql)
     return found
+
+
+_LOCKING = re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
+
+
+def _plain_select(sql):
+    return sql.lstrip()[:6].upper() == "SELECT" and not _LOCKING.search(sql)
+
+
+def reads_only(sql):
+    """Whether ``sql``, as a connection is about to execute it, only reads: a SELECT that locks
+    nothing, the EXECUTE of one (prepared above, or a request's search: prepared_query), or a
+    PREPARE / DEALLOCATE (which no transaction undoes)."""
+    head = sql.lstrip()[:11].upper()
+    if head.startswith("EXECUTE "):
+        name = sql.split(None, 2)[1]
+        return name.startswith("simq_") or _READS.get(name, False)
+    if head.startswith(("PREPARE ", "DEALLOCATE ")):
+        return True
+    return _plain_select(sql)
 
 
 # --- Statements whose text comes from a request ---------------------------------------------------

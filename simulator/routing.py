@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from simulator.models import World
-from simulator.trace import held_writes, hold_writes, release_writes, write_call
+from simulator.trace import held_writes, hold_writes, reads_outside_transaction, release_writes, write_call
 
 log = logging.getLogger(__name__)
 
@@ -424,8 +424,12 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
     ticks, next_ext_id = world.ticks, world.next_ext_id
     route = None
     holding = hold_writes()  # the handler's last writes go out with the trace (simulator.trace)
+    reads = None
     try:
         with transaction.atomic():
+            # Reads before the first write need no transaction: a call that writes only its
+            # trace statement commits with it (simulator.trace.ReadsOutsideTransaction).
+            reads = reads_outside_transaction()
             if lock:
                 _reread_counters(world)
                 ticks, next_ext_id = world.ticks, world.next_ext_id
@@ -436,7 +440,7 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
             if body_error is not None:
                 raise req.error(400, body_error)
             response = _as_response(route.handler(req))
-            _trace(world, req, response, route, started, held_writes())
+            _trace(world, req, response, route, started, held_writes(), reads)
         return response
     except ApiError as err:
         response = err.response()
@@ -447,6 +451,8 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
         response = error_for(api, 400, message).response()
     finally:
         release_writes(holding)  # what a failed call still held is dropped with its transaction
+        if reads is not None:
+            reads.close()
     # The call's writes were rolled back, the ids it allocated with them: its answer still ticks
     # the clock and goes to the trace.
     world.ticks, world.next_ext_id = ticks, next_ext_id
@@ -484,7 +490,7 @@ def _reread_counters(world):
     world.ticks, world.next_ext_id = fresh.ticks, fresh.next_ext_id
 
 
-def _trace(world, req, response, route, started, held=()):
+def _trace(world, req, response, route, started, held=(), reads=None):
     call = {
         "world": world.pk,
         "seq": world.ticks,  # one tick per call, so the clock's tick count numbers the calls
@@ -500,7 +506,7 @@ def _trace(world, req, response, route, started, held=()):
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         "at": req.now,
     }
-    write_call(world, call, req.changes, held)
+    write_call(world, call, req.changes, held, reads)
 
 
 def _as_response(result):

@@ -1,8 +1,10 @@
-"""Writes held for the trace statement (simulator.trace.write): on PostgreSQL a call's last writes
-go out with its trace; nothing a call answers or leaves behind may differ from running them at
-once."""
+"""Writes held for the trace statement (simulator.trace.write) and reads outside the call's
+transaction (simulator.trace.ReadsOutsideTransaction): on PostgreSQL a call's last writes go out
+with its trace, and a call that writes nothing else needs no COMMIT; nothing a call answers or
+leaves behind may differ from running every write at once inside one transaction."""
 
 import pytest
+from django.db import connection
 
 from simulator import routing, trace
 from simulator.client import SimClient
@@ -173,3 +175,68 @@ def test_labels_keep_their_order(jira, n_labels):
         *names,
         "last",
     ]
+
+
+# Reads outside the transaction only happen where the call's transaction is the outermost one, so
+# these tests commit for real (transaction=True) instead of running inside the test's transaction.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_outside_the_transaction_changes_no_answer_and_no_row(monkeypatch):
+    from simulator.seeding import load_seed
+
+    template = load_seed("acme")
+    lazy = play(template.fork())
+    monkeypatch.setattr(routing, "reads_outside_transaction", lambda: None)
+    in_one_transaction = play(template.fork())
+    monkeypatch.setattr(routing, "hold_writes", lambda: trace._HELD.set(None))
+    as_before = play(template.fork())
+    assert lazy == in_one_transaction == as_before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_that_writes_only_its_trace_commits_with_it():
+    from simulator.seeding import load_seed
+
+    world = load_seed("acme").fork()
+    client = SimClient(world, User.objects.get(world=world, account_id=ADA))
+    seen = []
+
+    def watch(execute, sql, params, many, context):
+        if "synchronous_commit" in sql:  # the trace statement
+            seen.append(connection.connection.autocommit)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        assert client.get(f"{V3}/issue/OPS-1").status_code == 200
+        assert client.put(f"{V3}/issue/OPS-1", json={"update": {"labels": [{"add": "x"}]}}).status_code == 204
+        body = {"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s"}}
+        assert client.post(f"{V3}/issue", json=body).status_code == 201
+        assert client.get(f"{V3}/issue/OPS-999").status_code == 404
+    if connection.vendor == "postgresql":
+        # get and edit: one statement, no transaction around it; create writes first; a failed
+        # call's trace is written in a transaction of its own
+        assert seen == [True, True, False, False]
+    assert ApiCall.objects.filter(world=world).count() == 4
+    assert list(
+        IssueLabel.objects.filter(issue__world=world, issue__key="OPS-1", name="x").values_list(
+            "name", flat=True
+        )
+    ) == ["x"]
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_that_fails_after_it_began_writing_leaves_nothing():
+    from simulator.seeding import load_seed
+
+    world = load_seed("acme").fork()
+    client = SimClient(world, User.objects.get(world=world, account_id=ADA))
+    body = {
+        "fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "s"},
+        "update": {"issuelinks": [{"add": {"type": {"name": "Blocks"}, "outwardIssue": {"key": "OPS-999"}}}]},
+    }
+    count = Issue.objects.filter(world=world).count()
+    assert client.post(f"{V3}/issue", json=body).status_code == 404
+    assert Issue.objects.filter(world=world).count() == count
+    assert ApiCall.objects.filter(world=world).values_list("status", flat=True).get() == 404
