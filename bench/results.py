@@ -189,10 +189,10 @@ def _command(report: dict) -> str:
     config = report["config"]
     keys = ["suite", "model", "algo"]
     if config["algo"] in ("sft", "sft+grpo"):
-        keys += ["sft_epochs"]
+        keys += ["sft_epochs", "sft_learning_rate", "sft_budget"]
     if config["algo"] in ("grpo", "sft+grpo"):
         keys += ["iterations", "group_size", "tasks_per_iteration", "learning_rate"]
-    keys += ["train_variants", "eval_variants", "tool_docs", "dtype", "time_budget", "seed"]
+    keys += ["train_variants", "eval_variants", "tool_docs", "lora_modules", "dtype", "time_budget", "seed"]
     parts = ["python manage.py train"]
     parts += [f"--{key.replace('_', '-')} {config[key]}" for key in keys if config.get(key) is not None]
     if config.get("torch_threads"):

@@ -56,7 +56,8 @@ class TrainConfig:
     all the suite draws); ``tasks`` keeps only those task ids; ``learning_rate`` and
     ``sft_learning_rate`` default to trainer.grpo's and trainer.sft's; ``max_turns`` caps each
     task's own limit; ``time_budget`` (seconds of training, evaluations not counted) stops SFT
-    epochs and GRPO iterations once spent; each iteration entry's ``elapsed`` is on that clock.
+    epochs and GRPO iterations once spent; each iteration entry's ``elapsed`` is on that clock;
+    ``sft_budget`` stops the SFT phase at that many seconds of it (sft+grpo: GRPO has the rest).
     """
 
     suite: str = "atlassian-core"
@@ -87,6 +88,7 @@ class TrainConfig:
     tasks: list[str] = field(default_factory=list)
     tool_docs: str = "families"
     time_budget: float | None = None
+    sft_budget: float | None = None  # seconds of the training SFT may use (sft+grpo: GRPO gets the rest)
     keep_worlds: bool = False
     checkpoint_in: str | None = None
     checkpoint_out: str | None = None
@@ -539,8 +541,12 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             report["iterations"].append(entry)
             progress("step", entry)
 
+        def sft_out_of_time() -> bool:
+            spent = config.sft_budget is not None and training_seconds() >= config.sft_budget
+            return spent or out_of_time()
+
         if config.uses_sft:
-            sft_phase(policy, demos, config, record, out_of_time)
+            sft_phase(policy, demos, config, record, sft_out_of_time)
             if config.uses_grpo:
                 report["eval"]["after_sft"] = run_eval("after SFT")
         if config.uses_grpo:

@@ -125,6 +125,15 @@ def test_a_spent_time_budget_stops_training_before_the_first_epoch(tmp_path):
     assert report["iterations"] == [] and report["eval"].keys() == {"before", "after"}
 
 
+def test_a_spent_sft_budget_leaves_the_training_time_to_grpo(tmp_path):
+    report = train(
+        tmp_path, "--algo", "sft+grpo", "--sft-epochs", "3", "--sft-budget", "0", "--iterations", "1"
+    )
+
+    assert [entry["phase"] for entry in report["iterations"]] == ["grpo"]
+    assert report["config"]["sft_budget"] == 0.0
+
+
 def test_an_unknown_suite_is_a_command_error(tmp_path):
     with pytest.raises(CommandError, match="no suite named 'nope'"):
         call_command("train", "--suite", "nope", "--algo", "eval", "--json-out", str(tmp_path / "r.json"))

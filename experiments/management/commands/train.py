@@ -143,6 +143,12 @@ class Command(BaseCommand):
             help="endpoints in the system prompt",
         )
         add("--time-budget", type=float, default=None, help="seconds of training before stopping early")
+        add(
+            "--sft-budget",
+            type=float,
+            default=None,
+            help="seconds of training the SFT phase may use (sft+grpo: GRPO gets the rest of --time-budget)",
+        )
         add("--keep-worlds", action="store_true", help="keep the episodes' worlds (outcome marked)")
         add("--checkpoint-in", default=None, help="start from this adapter checkpoint")
         add("--checkpoint-out", default=None, help="save the trained adapter here")
