@@ -70,7 +70,7 @@ FIELDS = [
     Field("group_size", INT, 4, "samples per task variant (G); advantages are within a group", 2, 64),
     Field("tasks_per_iteration", INT, 4, "train variants sampled per iteration (groups per chord)", 1, 1024),
     Field("learning_rate", FLOAT, 2e-5, "AdamW learning rate of the GRPO update", 0, 1),
-    Field("sft_learning_rate", FLOAT, 2e-4, "AdamW learning rate of the SFT warm start", 0, 1),
+    Field("sft_learning_rate", FLOAT, 2e-3, "AdamW learning rate of the SFT warm start", 0, 1),
     Field("sft_epochs", INT, 2, "epochs on oracle demonstrations (sft and sft+grpo)", 0, 100),
     Field("eval_every", INT, 0, "held-out evaluation every N iterations and at the end; 0: none", 0, 10_000),
     Field("max_turns", INT, 0, "cap on each task's own turn limit; 0: the task's own", 0, 100),

@@ -23,7 +23,7 @@ from trainer.logprobs import pack_micro_batches, sequence_logprobs
 class SFTConfig:
     """SFT hyperparameters: an optimizer step every `accumulation_steps` micro-batches."""
 
-    learning_rate: float = 2e-4
+    learning_rate: float = 2e-3  # LoRA (rank 16, all linear layers); 2e-4 barely moved in 2 epochs
     weight_decay: float = 0.0
     epochs: int = 2
     micro_batch_size: int = 8
