@@ -22,7 +22,7 @@ import math
 import re
 import weakref
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 
 # database connection -> names of the statements prepared on it
 _PREPARED = weakref.WeakKeyDictionary()
@@ -35,13 +35,14 @@ _READS = {}
 def prepared(sql):
     """What to execute in place of ``sql`` (``%s`` placeholders, no ``%%``), with the same
     parameters: on PostgreSQL the EXECUTE of ``sql`` prepared on this connection."""
-    if connection.vendor != "postgresql":
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the thread-local proxy
+    if db.vendor != "postgresql":
         return sql
     name, prepare, execute = _statement(sql)
-    connection.ensure_connection()
-    names = _PREPARED.setdefault(connection.connection, set())
+    db.ensure_connection()
+    names = _PREPARED.setdefault(db.connection, set())
     if name not in names:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(prepare)
         names.add(name)
     return execute
@@ -156,6 +157,53 @@ def _parameter_types(params):
         else:
             return None
     return tuple(types)
+
+
+def raw_instances(model, sql, params):
+    """``list(model.objects.raw(sql, params))``: the same instances, with the columns' mapping and
+    converters worked out once per model and list of columns instead of at every query (that
+    bookkeeping cost more than a hot call's Python around it)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(sql, [db.ops.adapt_unknown_value(value) for value in params])  # as RawQuery
+        columns = tuple(db.introspection.identifier_converter(c[0]) for c in cursor.description)
+        rows = cursor.fetchall()
+    names, positions, extra, converters = _raw_plan(model, columns, db.alias)
+    found = []
+    for row in rows:
+        if converters:
+            row = list(row)
+            for pos, (functions, expression) in converters:
+                value = row[pos]
+                for convert in functions:
+                    value = convert(value, expression, db)
+                row[pos] = value
+        instance = model.from_db(db.alias, names, [row[pos] for pos in positions])
+        for column, pos in extra:
+            setattr(instance, column, row[pos])
+        found.append(instance)
+    return found
+
+
+@functools.cache
+def _raw_plan(model, columns, alias):
+    # What RawModelIterable works out for each query (django.db.models.query), once.
+    db = connections[alias]
+    by_column = {db.introspection.identifier_converter(f.column): f for f in model._meta.fields}
+    init = [f for f in model._meta.fields if db.introspection.identifier_converter(f.column) in columns]
+    names = [f.attname for f in init]
+    positions = [columns.index(db.introspection.identifier_converter(f.column)) for f in init]
+    extra = [(column, pos) for pos, column in enumerate(columns) if column not in by_column]
+    converters = []
+    for pos, column in enumerate(columns):
+        field = by_column.get(column)
+        if field is None:
+            continue
+        expression = field.get_col(field.model._meta.db_table)
+        functions = db.ops.get_db_converters(expression) + expression.get_db_converters(db)
+        if functions:
+            converters.append((pos, (functions, expression)))
+    return names, positions, extra, converters
 
 
 def insert(obj):

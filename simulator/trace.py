@@ -23,7 +23,7 @@ fields, so what lands in the tables is what the ORM would write.
 import contextvars
 from functools import cache, lru_cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from simulator.models import ApiCall, Change, World
 from simulator.prepared import insert, insert_sql, insert_values, prepared, reads_only
@@ -159,10 +159,10 @@ class ReadsOutsideTransaction:
     first write (an execute wrapper), and its commit or rollback of nothing sends nothing.
     """
 
-    def __init__(self):
-        self.raw = connection.connection
+    def __init__(self, db):
+        self.db, self.raw = db, db.connection
         self.raw.autocommit = True
-        connection.execute_wrappers.append(self)
+        db.execute_wrappers.append(self)
 
     def __call__(self, execute, sql, params, many, context):
         if not reads_only(sql):
@@ -176,8 +176,8 @@ class ReadsOutsideTransaction:
 
     def close(self):
         """Stop watching; whether the call had not begun its transaction."""
-        if self in connection.execute_wrappers:
-            connection.execute_wrappers.remove(self)
+        if self in self.db.execute_wrappers:
+            self.db.execute_wrappers.remove(self)
             return True
         return False
 
@@ -186,18 +186,19 @@ def reads_outside_transaction():
     """A ReadsOutsideTransaction for the call about to begin, if it can have one: PostgreSQL at
     READ COMMITTED (Django's default), and the call's atomic block the outermost one (else it is a
     savepoint in someone else's transaction). None otherwise."""
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the thread-local proxy
     if (
-        connection.vendor != "postgresql"
-        or connection.Database.__name__ != "psycopg2"
-        or connection.settings_dict["OPTIONS"].get("isolation_level") is not None
-        or not (connection.in_atomic_block and connection.commit_on_exit)
-        or len(connection.atomic_blocks) != 1
+        db.vendor != "postgresql"
+        or db.Database.__name__ != "psycopg2"
+        or db.settings_dict["OPTIONS"].get("isolation_level") is not None
+        or not (db.in_atomic_block and db.commit_on_exit)
+        or len(db.atomic_blocks) != 1
     ):
         return None
-    connection.ensure_connection()
-    if connection.connection.status != connection.Database.extensions.STATUS_READY:
+    db.ensure_connection()
+    if db.connection.status != db.Database.extensions.STATUS_READY:
         return None  # something already began the transaction
-    return ReadsOutsideTransaction()
+    return ReadsOutsideTransaction(db)
 
 
 # --- The trace statement ---------------------------------------------------------------------------
@@ -208,8 +209,24 @@ def _fields(model, names):
     return tuple(model._meta.get_field(name) for name in names)
 
 
-def _prep(fields, values):
-    return [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)]
+def _prep(fields, values, db):
+    out = []
+    for f, v in zip(fields, values, strict=True):
+        # A str, int or float (or None) that its field would adapt to itself goes as it is; the
+        # rest (JSON, datetimes) as the field adapts it.
+        out.append(v if v is None or type(v) is _AS_IS.get(f) else f.get_db_prep_save(v, db))
+    return out
+
+
+# Fields whose get_db_prep_save gives back a value of this exact type unchanged (to_python / int()
+# / float() of a value that already is one).
+_AS_IS = {
+    f: {"CharField": str, "FloatField": float}.get(f.get_internal_type(), int)
+    for model, names in ((ApiCall, CALL_FIELDS), (Change, CHANGE_FIELDS))
+    for f in (model._meta.get_field(name) for name in names)
+    if f.get_internal_type()
+    in ("CharField", "FloatField", "PositiveIntegerField", "PositiveSmallIntegerField", "ForeignKey")
+}
 
 
 def _placeholder(field):
@@ -248,16 +265,17 @@ def write_call(world, call, changes, held=(), reads=None):
     ``changes`` (tuples by CHANGE_FIELDS) and the writes the call ``held`` (``held_writes()``;
     only PostgreSQL holds any). ``reads``: the call's ReadsOutsideTransaction, if it has one; the
     trace statement then commits by itself when nothing began the transaction before it."""
-    call_values = _prep(_fields(ApiCall, CALL_FIELDS), [call[name] for name in CALL_FIELDS])
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the thread-local proxy
+    call_values = _prep(_fields(ApiCall, CALL_FIELDS), [call[name] for name in CALL_FIELDS], db)
     change_fields = _fields(Change, CHANGE_FIELDS)
     counters = [world.ticks, world.next_ext_id, world.pk]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
             params = counters + call_values
             for _, _, held_params in held:
                 params.extend(held_params)
             for change in changes:
-                params.extend(_prep(change_fields, change))
+                params.extend(_prep(change_fields, change, db))
             statement = _sql("postgresql", len(changes), tuple(sql for _, sql, _ in held))
             if len(changes) <= PREPARED_CHANGES:
                 statement = prepared(statement)
@@ -265,12 +283,12 @@ def write_call(world, call, changes, held=(), reads=None):
                 reads.close()  # one statement: its implicit transaction covers SET LOCAL too
             cursor.execute(f"SET LOCAL synchronous_commit TO OFF; {statement}", params)
             return
-        world_sql, call_sql, changes_sql = _sql(connection.vendor, len(changes))
+        world_sql, call_sql, changes_sql = _sql(db.vendor, len(changes))
         cursor.execute(world_sql, counters)
         cursor.execute(call_sql, call_values)
         if changes:
             call_id = cursor.lastrowid
             params = []
             for change in changes:
-                params.extend([world.pk, call_id, *_prep(change_fields, change)])
+                params.extend([world.pk, call_id, *_prep(change_fields, change, db)])
             cursor.execute(changes_sql, params)

@@ -16,7 +16,7 @@ from django.db.models import Max
 
 from simulator.adf import adf_to_text, is_adf
 from simulator.models import Page, PageLabel, PageVersion, Space
-from simulator.prepared import insert, prepared
+from simulator.prepared import insert, prepared, raw_instances
 from simulator.selectors import storage_to_text
 from simulator.trace import write_row
 
@@ -79,7 +79,7 @@ def space_by_id(req, ident):
     text = str(ident).strip()
     if not text.isdecimal():
         return None
-    found = list(Space.objects.raw(prepared(_space_sql(connection.vendor)), [req.world.pk, int(text)]))
+    found = raw_instances(Space, prepared(_space_sql(connection.vendor)), [req.world.pk, int(text)])
     if not found:
         return None
     space = found[0]

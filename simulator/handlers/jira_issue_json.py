@@ -10,7 +10,7 @@ from simulator.adf import adf_to_text
 from simulator.handlers import jira_render as render
 from simulator.handlers.jira_fields import ALL, FIELDS_BY_ID, NAVIGABLE, SPRINT_FIELD, STORY_POINTS_FIELD
 from simulator.models import Comment, Issue, IssueLabel, IssueLink, Sprint, Watcher
-from simulator.prepared import prepared
+from simulator.prepared import prepared, raw_instances
 from simulator.routing import jira_error
 from simulator.world_config import config_for
 
@@ -289,7 +289,7 @@ def _issue_by_key_or_id(world, text, with_parent, related=()):
     """The issue, with the list fields' rows ``related`` needs in ``related_rows`` (PostgreSQL)."""
     by_id = text.isdecimal()
     sql = _issue_sql(connection.vendor, by_id, with_parent, related)
-    found = list(Issue.objects.raw(prepared(sql), [world.pk, int(text) if by_id else text.upper()]))
+    found = raw_instances(Issue, prepared(sql), [world.pk, int(text) if by_id else text.upper()])
     if not found:
         return None
     issue = found[0]

@@ -25,7 +25,7 @@ from simulator.jql.errors import JqlUnboundedError, JqlValueError
 from simulator.jql.fields import FIELDS
 from simulator.jql.grammar import BoolOp, parse_jql
 from simulator.models import Issue, User
-from simulator.prepared import prepared_query
+from simulator.prepared import prepared_query, raw_instances
 from simulator.world_config import cached_config
 
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
@@ -61,7 +61,7 @@ class JqlQuery:
         if cached and compiled.sql.get(key):
             sql, params = compiled.sql[key]
             params = [*params, count, start]
-            return list(Issue.objects.raw(prepared_query(sql, params), params))
+            return raw_instances(Issue, prepared_query(sql, params), params)
         # The columns' SQL comes from the code (simulator.handlers.jira_issue_json), never a request.
         extra = {name: RawSQL(sql, ()) for name, sql in (columns or {}).items()}  # noqa: S611
         issues = self.apply(Issue.objects.all()).annotate(**extra)

@@ -179,3 +179,32 @@ def test_deleting_worlds_deletes_their_trace(acme_template):
     delete_worlds(World.objects.filter(pk__in=[gone.pk, also_gone.pk]))
     assert [_trace_rows(gone.pk), _trace_rows(also_gone.pk)] == [0, 0]
     assert _trace_rows(kept.pk) > len(SCRIPT)
+
+
+def test_the_trace_keeps_the_values_its_fields_would_write(ada):
+    # simulator.trace passes str, int and float values as they are where the field would.
+    from simulator import trace
+
+    fields = trace._fields(ApiCall, trace.CALL_FIELDS)
+    call = {
+        "world": ada.world_id,
+        "seq": 3,
+        "door": "client",
+        "user": None,
+        "method": "GET",
+        "path": "/rest/api/3/myself",
+        "query": {"a": "1"},
+        "body": None,
+        "status": 200,
+        "response": {"accountId": ada.account_id},
+        "operation": "getCurrentUser",
+        "duration_ms": 0.125,
+        "at": ada.world.now(),
+    }
+    values = [call[name] for name in trace.CALL_FIELDS]
+    kept = trace._prep(fields, values, connection)
+    adapted = [f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True)]
+    for field, mine, theirs in zip(fields, kept, adapted, strict=True):
+        assert type(mine) is type(theirs), field.name
+        if field.get_internal_type() != "JSONField":
+            assert mine == theirs, field.name
