@@ -7,10 +7,13 @@ read and its list fields: 0.68 ms planned each time, 0.22 ms prepared, on the sh
 ``EXECUTE`` to send in its place, with the same ``%s`` parameters. Other databases run the SQL as
 it is.
 
-Only statements whose text is built once (from the models, never from input) come here: the text
-names its prepared statement, so each distinct text is prepared once per connection. A prepared
-statement outlives a rolled-back transaction (PREPARE is not transactional), and PostgreSQL
-re-plans it by itself when a table it reads changes.
+Only statements whose text is built once (from the models, never from input) come to
+``prepared``: the text names its prepared statement, so each distinct text is prepared once per
+connection. A JQL search's SQL, whose text comes from a request, goes to ``prepared_query``
+instead, which keeps a bounded number per connection (below). A prepared statement outlives a
+rolled-back transaction (PREPARE is not transactional), and PostgreSQL re-plans it by itself
+when a table it reads changes. Also here: the INSERT of one row built once (``insert``) and model
+instances from such SQL (``raw_instances``).
 """
 
 import collections
