@@ -78,6 +78,7 @@ class TrainConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 192
+    reply_prefix: str = ""  # text every reply starts with, given rather than sampled (e.g. '{"')
     observation_tokens: int = 256
     beta: float = 0.0
     inner_epochs: int = 1
@@ -155,7 +156,10 @@ class TrainConfig:
             max_turns=min(max_turns, self.max_turns) if self.max_turns else max_turns,
             observation_tokens=self.observation_tokens,
             sampling=SamplingSettings(
-                max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                reply_prefix=self.reply_prefix,
             ),
         )
 
@@ -574,6 +578,7 @@ EVALUATION_KEYS = (
     "tool_docs",
     "seed",
     "max_new_tokens",
+    "reply_prefix",
     "observation_tokens",
     "max_turns",
     "eval_batch_size",

@@ -35,6 +35,10 @@ class SamplingSettings:
     With `stop_at_json`, a row also stops after `prose_tokens` tokens that have not opened a JSON
     object (0: never): such a reply is a format error however it goes on, and a prompted base
     model's prose would otherwise run to `max_new_tokens` on every turn of every episode.
+
+    `reply_prefix` is text every reply starts with, given rather than sampled: its tokens end the
+    prompt (`rollout.turn_prompt` puts them there) and the JSON stop reads it before the sampled
+    tokens, so with `{"` a reply has opened its object before its first token.
     """
 
     max_new_tokens: int = 128
@@ -43,6 +47,7 @@ class SamplingSettings:
     stop_at_json: bool = True
     prose_tokens: int = 48
     seed: int | None = None
+    reply_prefix: str = ""
 
 
 @dataclass
@@ -385,6 +390,8 @@ class TransformersBackend:
         logprobs: list[list[float]] = [[] for _ in range(n)]
         reasons = ["length"] * n
         stops = [JsonObjectStop() for _ in range(n)]
+        for stop in stops:
+            stop.feed(settings.reply_prefix)
         live = list(range(n))  # original index of each row still in the batch
         for _step in range(settings.max_new_tokens):
             ids, lps = sample_next(logits, settings.temperature, settings.top_p, generator)

@@ -111,14 +111,20 @@ class RolloutSettings:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
 
 
-def turn_prompt(tokenizer, system: str, instruction: str, previous: Sequence[Turn]) -> list[int]:
-    """Token ids of the prompt for the next turn after `previous` turns (T_p ints).
+def turn_prompt(
+    tokenizer, system: str, instruction: str, previous: Sequence[Turn], reply_prefix: str = ""
+) -> list[int]:
+    """Token ids of the prompt for the next turn after `previous` turns (T_p ints), ending with
+    the tokens of `reply_prefix` (see `SamplingSettings.reply_prefix`).
 
     The one way a turn's prompt is rendered: the loop uses it, and a trainer that kept only the
     transcript (instruction, each turn's text and observation text) can rebuild exact prompt ids.
     """
     history = [(turn.text.strip(), turn.observation_text) for turn in previous]
-    return encode_prompt(tokenizer, build_messages(system, instruction, history))
+    prompt = encode_prompt(tokenizer, build_messages(system, instruction, history))
+    if reply_prefix:
+        prompt += tokenizer.encode(reply_prefix, add_special_tokens=False)
+    return prompt
 
 
 def run_episodes(
@@ -144,7 +150,10 @@ def run_episodes(
     for _turn in range(settings.max_turns):
         if not live:
             break
-        prompts = [turn_prompt(tokenizer, system, episodes[i].instruction, episodes[i].turns) for i in live]
+        prefix = settings.sampling.reply_prefix
+        prompts = [
+            turn_prompt(tokenizer, system, episodes[i].instruction, episodes[i].turns, prefix) for i in live
+        ]
         started = time.perf_counter()
         if turn_cache is None:
             generations = backend.generate(prompts, settings.sampling)
@@ -153,7 +162,8 @@ def run_episodes(
         seconds = time.perf_counter() - started
         still_live = []
         for i, prompt, generation in zip(live, prompts, generations, strict=True):
-            action = parse_action(generation.text)
+            text = prefix + generation.text  # the reply, its given start included
+            action = parse_action(text)
             observation, done = environments[i].step(action)
             observation_text = (
                 render_observation(observation, tokenizer, settings.observation_tokens) if observation else ""
@@ -163,7 +173,7 @@ def run_episodes(
                     prompt_ids=prompt,
                     completion_ids=generation.token_ids,
                     logprobs=generation.logprobs,
-                    text=generation.text,
+                    text=text,
                     action=action,
                     observation=observation,
                     observation_text=observation_text,

@@ -70,6 +70,35 @@ def test_the_loop_feeds_observations_back_and_stops_each_episode_at_its_own_turn
     assert all(len(t.completion_ids) == len(t.logprobs) for e in episodes for t in e.turns)
 
 
+def test_a_reply_prefix_ends_every_prompt_and_starts_every_reply(tokenizer, issue_environment):
+    # The model samples only what follows the given '{"'.
+    scripts = {"OPS-1": ['method": "GET", "path": "/rest/api/3/issue/OPS-1"}', 'final": "Done"}']}
+    backend = ScriptedBackend(tokenizer, scripts)
+    settings = RolloutSettings(max_turns=3, sampling=SamplingSettings(reply_prefix='{"'))
+    (episode,) = run_episodes(backend, tokenizer, SYSTEM, [issue_environment("OPS-1")], settings)
+
+    assert (episode.reward, episode.success) == (1.0, True)
+    first, second = episode.turns
+    assert first.text == '{"method": "GET", "path": "/rest/api/3/issue/OPS-1"}'
+    assert first.action.method == "GET"
+    assert tokenizer.decode(first.prompt_ids).endswith('<|im_start|>assistant\n{"')
+    # The next prompt shows the whole reply, then the prefix again.
+    assert tokenizer.decode(second.prompt_ids).endswith(
+        f"<|im_start|>assistant\n{first.text}<|im_end|>\n"
+        f'<|im_start|>user\n{first.observation_text}<|im_end|>\n<|im_start|>assistant\n{{"'
+    )
+    assert turn_prompt(tokenizer, SYSTEM, episode.instruction, episode.turns[:1], '{"') == second.prompt_ids
+
+
+def test_a_reply_prefix_that_opens_the_object_is_never_prose(make_policy, tokenizer):
+    backend = TransformersBackend(make_policy(), tokenizer)
+    prompt = turn_prompt(tokenizer, SYSTEM, "What is the status of OPS-1?", [])
+    plain = SamplingSettings(max_new_tokens=6, prose_tokens=3, seed=0)
+    prefixed = SamplingSettings(max_new_tokens=6, prose_tokens=3, seed=0, reply_prefix="{")
+    assert {g.finish_reason for g in backend.generate([prompt] * 4, plain)} == {"prose"}  # random text
+    assert "prose" not in {g.finish_reason for g in backend.generate([prompt] * 4, prefixed)}
+
+
 def test_a_multi_turn_rollout_with_the_tiny_model_records_every_sampled_turn(
     make_policy, tokenizer, issue_environment
 ):

@@ -128,6 +128,11 @@ class Command(BaseCommand):
         add("--temperature", type=float, default=defaults.temperature, help="sampling temperature (GRPO)")
         add("--top-p", type=float, default=defaults.top_p)
         add("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="per turn")
+        add(
+            "--reply-prefix",
+            default=defaults.reply_prefix,
+            help="text every reply starts with, given rather than sampled ('{\"' keeps a base model to JSON)",
+        )
         add("--observation-tokens", type=int, default=defaults.observation_tokens)
         add("--beta", type=float, default=defaults.beta, help="KL coefficient (0: no reference pass)")
         add("--inner-epochs", type=int, default=defaults.inner_epochs)
