@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,10 +58,14 @@ GRPO = [
 ]
 # SFT + GRPO: SFT for this share of the budget, GRPO for the rest.
 SFT_SHARE = 0.6
+# GRPO from the base: every reply starts with '{"' (given, not sampled). Without it the prompted
+# model answers in prose, every sample of every group scores 0 and GRPO has nothing to follow.
+# The run evaluates its own starting point with the same prefix.
+PREFIX = ["--reply-prefix", '{"']
 CONFIGS = {
     "base": ["--algo", "eval"],
     "sft": ["--algo", "sft", *SFT],
-    "grpo": ["--algo", "grpo", *GRPO],
+    "grpo": ["--algo", "grpo", *GRPO, *PREFIX],
     "sft+grpo": ["--algo", "sft+grpo", *SFT, *GRPO],
 }
 # Longest runs first, so that two side by side finish together.
@@ -84,7 +89,8 @@ def run(suite: str, config: str, args) -> Path:
         command += ["--time-budget", str(args.budget)]
     if config == "sft+grpo":
         command += ["--sft-budget", str(round(SFT_SHARE * args.budget))]
-        if base.exists():  # the same greedy evaluation of the same base model: run it once
+        if base.exists() and "--reply-prefix" not in CONFIGS[config]:
+            # the same greedy evaluation of the same base model: run it once
             command += ["--eval-before", str(base)]
     if args.device:
         command += ["--device", args.device]
@@ -129,6 +135,15 @@ def render(suites) -> str:
                 f"| {trained:.0f} | {epochs:.3g} | {iterations} |"
             )
         for config, report in reports.items():
+            before = report["eval"]["before"]
+            if config != "base" and "shared_from" not in before:
+                prefix = report["config"].get("reply_prefix")
+                given = f" (every reply starting with the given `{prefix}`)" if prefix else ""
+                lines += [
+                    "",
+                    f"{LABELS[config]}: its own starting point{given}, before training: held-out "
+                    f"reward {before['reward']:.3f}, success {before['success']:.3f}.",
+                ]
             if "after_sft" in report["eval"]:
                 middle = report["eval"]["after_sft"]
                 lines += [
@@ -195,8 +210,13 @@ def _command(report: dict) -> str:
     if config["algo"] in ("grpo", "sft+grpo"):
         keys += ["iterations", "group_size", "tasks_per_iteration", "temperature", "learning_rate"]
     keys += ["train_variants", "eval_variants", "tool_docs", "lora_modules", "dtype", "time_budget", "seed"]
+    keys += ["reply_prefix"]
     parts = ["python manage.py train"]
-    parts += [f"--{key.replace('_', '-')} {config[key]}" for key in keys if config.get(key) is not None]
+    parts += [
+        f"--{key.replace('_', '-')} {shlex.quote(str(config[key]))}"
+        for key in keys
+        if config.get(key) not in (None, "")
+    ]
     if config.get("torch_threads"):
         parts.append(f"--threads {config['torch_threads']}")
     return " ".join(parts)

@@ -46,14 +46,22 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     write(reports, "atlassian-core-base.json", report("eval", 0.08, 0.08, []))
     both = report("sft+grpo", 0.08, 0.96, [0.5, 0.9])
     both["eval"]["after_sft"] = {"reward": 0.81, "success": 0.5}
+    both["eval"]["before"]["shared_from"] = "atlassian-core-base.json"
     write(reports, "atlassian-core-sft+grpo.json", both)
+    grpo = report("grpo", 0.05, 0.12, [0.1])  # evaluated its own start, with a reply prefix
+    grpo["config"]["reply_prefix"] = '{"'
+    write(reports, "atlassian-core-grpo.json", grpo)
     text = results.render(["atlassian-core", "jira-workflows"])
+    assert 'GRPO only: its own starting point (every reply starting with the given `{"`)' in text
+    assert "before training: held-out reward 0.050" in text
+    assert "--reply-prefix '{\"'" in text
+    assert "SFT + GRPO: its own starting point" not in text  # shared the base evaluation
     assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 |" in text
     assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 |" in text
     assert "SFT + GRPO: after its SFT phase, held-out reward 0.810, success 0.500." in text
     assert "training budget 60 s a run" in text
     assert "SFT only" not in text  # no report, no row
     assert "No runs yet: `python bench/results.py --suite jira-workflows`" in text
-    assert "| create-issue | 0.08 | 0.96 |" in text
+    assert "| create-issue | 0.08 | 0.12 | 0.96 |" in text
     svg = (reports / "figures" / "atlassian-core.svg").read_text()
-    assert svg.count("<polyline") == 2 and "SFT + GRPO" in svg
+    assert svg.count("<polyline") == 3 and "SFT + GRPO" in svg
