@@ -74,15 +74,27 @@ def find_page(req, ident, statuses, message):
     return page
 
 
-def space_by_id(req, ident):
-    """The world's space with ext_id ``ident``, its homepage loaded (None if there is none)."""
+def space_by_id(req, ident, new_title=None):
+    """The world's space with ext_id ``ident``, its homepage loaded (None if there is none).
+
+    ``new_title``: a page is about to be created with this title. On PostgreSQL the same statement
+    then answers what the create asks next (``check_title_free``, ``last_position``): whether a
+    current page of the space has the title, and the last position at the root and under the
+    homepage, kept on the space as ``for_new_page``."""
     text = str(ident).strip()
     if not text.isdecimal():
         return None
-    found = raw_instances(Space, prepared(_space_sql(connection.vendor)), [req.world.pk, int(text)])
+    ahead = new_title is not None and connection.vendor == "postgresql"
+    sql = prepared(_space_sql(connection.vendor, ahead))
+    found = raw_instances(Space, sql, [*([new_title] if ahead else []), req.world.pk, int(text)])
     if not found:
         return None
     space = found[0]
+    if ahead:
+        last = {None: space.last_at_root}
+        if space.homepage_id is not None:
+            last[space.homepage_id] = space.last_under_homepage
+        space.for_new_page = {"title": new_title, "taken": space.new_title_taken, "last": last}
     values = [getattr(space, f"homepage__{c}") for c in _HOMEPAGE_COLUMNS]
     # The homepage as select_related(...).only(...) would give it (from_db takes the values in the
     # model's field order, as _HOMEPAGE_COLUMNS lists them).
@@ -103,11 +115,21 @@ _HOMEPAGE_COLUMNS = tuple(
 
 
 @functools.cache
-def _space_sql(vendor):
+def _space_sql(vendor, for_new_page=False):
     qn = connection.ops.quote_name
     columns = [f"s.{qn(f.column)}" for f in Space._meta.concrete_fields]
     for name in _HOMEPAGE_COLUMNS:
         columns.append(f"h.{qn(Page._meta.get_field(name).column)} AS {qn('homepage__' + name)}")
+    if for_new_page:  # PostgreSQL: the title test is the one Django writes for title__iexact there
+        pages = qn(Page._meta.db_table)
+        columns += [
+            f"EXISTS (SELECT 1 FROM {pages} t WHERE t.space_id = s.id AND t.status = 'current' "  # noqa: S608
+            "AND UPPER(t.title::text) = UPPER(%s)) AS new_title_taken",
+            f"(SELECT MAX(position) FROM {pages} r WHERE r.space_id = s.id AND r.parent_id IS NULL) "  # noqa: S608
+            "AS last_at_root",
+            f"(SELECT MAX(position) FROM {pages} u WHERE u.space_id = s.id "  # noqa: S608
+            "AND u.parent_id = s.homepage_id) AS last_under_homepage",
+        ]
     return (
         f"SELECT {', '.join(columns)} FROM {qn(Space._meta.db_table)} s "  # noqa: S608
         f"LEFT JOIN {qn(Page._meta.db_table)} h ON h.id = s.homepage_id "
@@ -160,6 +182,11 @@ def parent_page(req, space, ident, moving=None):
 
 def check_title_free(req, space, title, page=None):
     """Titles are unique among the current pages of a space."""
+    ahead = getattr(space, "for_new_page", None)
+    if page is None and ahead is not None and ahead["title"] == title:  # read with the space
+        if ahead["taken"]:
+            raise req.error(400, DUPLICATE_TITLE)
+        return
     taken = Page.objects.filter(space=space, status="current", title__iexact=title)
     if page is not None:
         taken = taken.exclude(pk=page.pk)
@@ -269,6 +296,10 @@ def create_page(req, space, *, title, body, parent, status, held=False):
 def last_position(space, parent):
     """The highest position among the pages under ``parent`` (None: the space's root) in ``space``;
     None when there are none. SQL built once: it runs at every page create."""
+    ahead = getattr(space, "for_new_page", None)
+    parent_pk = parent.pk if parent is not None else None
+    if ahead is not None and parent_pk in ahead["last"]:  # read with the space
+        return ahead["last"][parent_pk]
     sql = _last_position_sql(connection.vendor, parent is None)
     with connection.cursor() as cursor:
         cursor.execute(prepared(sql), [space.pk] if parent is None else [space.pk, parent.pk])

@@ -79,7 +79,9 @@ def create_page(req):
     space_id = str(body["spaceId"]).strip()
     if not space_id.isdecimal():
         raise req.error(400, f"The spaceId '{space_id}' is not a number.")
-    space = store.space_by_id(req, space_id)
+    new_title = body.get("title")
+    # The title check and the page's position come with the space's read (store.space_by_id).
+    space = store.space_by_id(req, space_id, new_title.strip() if isinstance(new_title, str) else None)
     if space is None:
         raise req.error(404, f"Space {space_id} not found")
     status = str(body.get("status") or "current").lower()

@@ -461,3 +461,41 @@ def test_writes_share_ids_and_times_with_the_world(jira):
     page = create(jira, "Counter Check").json()
     assert int(page["id"]) == before
     assert page["createdAt"] == jira.world.now().strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_a_page_create_reading_ahead_with_its_space_answers_as_reading_apart(acme_template, monkeypatch):
+    # On PostgreSQL the space read of a page create also answers its title check and its position
+    # (store.space_by_id's new_title); the answers and pages must be those of separate reads.
+    from simulator.client import SimClient
+    from simulator.handlers import confluence_pages
+    from simulator.models import Page, Space, User
+    from tests.simulator.conftest import ADA
+
+    def play(world):
+        client = SimClient(world, User.objects.get(world=world, account_id=ADA))
+        space = Space.objects.get(world=world, key="ENG")
+        other = Page.objects.filter(space=space).exclude(pk=space.homepage_id).order_by("ext_id").first()
+        bodies = [
+            {"title": "Ahead"},
+            {"title": " ahead "},  # the same title, another case and spaces: refused
+            {"title": "Ahead draft", "status": "draft"},
+            {"title": "At the root"},
+            {"title": "Under the homepage", "parentId": str(space.homepage.ext_id)},
+            {"title": "Under another", "parentId": str(other.ext_id)},
+            {"title": "Ahead 2"},
+        ]
+        answers = []
+        for n, extra in enumerate(bodies):
+            body = {"spaceId": str(space.ext_id), "body": {"representation": "storage", "value": "<p>x</p>"}}
+            params = {"root-level": "true"} if n == 3 else None
+            r = client.post("/wiki/api/v2/pages", json={**body, **extra}, params=params)
+            answers.append((r.status_code, r.text.replace(world.slug, "WORLD")))
+        pages = Page.objects.filter(world=world).order_by("ext_id")
+        return answers, list(pages.values_list("ext_id", "title", "status", "position", "parent__ext_id"))
+
+    ahead = play(acme_template.fork())
+    read = confluence_pages.space_by_id
+    monkeypatch.setattr(confluence_pages, "space_by_id", lambda req, ident, new_title=None: read(req, ident))
+    apart = play(acme_template.fork())
+    assert ahead == apart
+    assert [status for status, _ in ahead[0]] == [200, 400, 200, 200, 200, 200, 200]
