@@ -5,10 +5,13 @@ as `grpo_update` packs them, each micro-batch's shared prefix counted once.
 
     python bench/packing.py                          # both built-in multi-turn suites
     python bench/packing.py --suite jira-workflows --per-task 4
+    python bench/packing.py --suite jira-workflows --per-task 1 --time 2   # and time the updates
 
 The episodes are the suites' oracle solutions played in the simulator and rendered exactly as
 the agent loop renders a rollout (their replies tokenised as a model would have sampled them), so
-the count needs no model run; it prints the tokens and the ratio.
+the count needs no model run; it prints the tokens and the ratio. With `--time N` it also runs
+`grpo_update` (learning rate 0, SmolLM2-135M in bf16, one torch thread) on those episodes both
+ways, alternately N times, and prints the fastest seconds of each.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -85,6 +89,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--suite", action="append", help="default: jira-workflows and atlassian-core")
     parser.add_argument("--per-task", type=int, default=2, help="train variants per task")
+    parser.add_argument("--time", type=int, default=0, metavar="N", help="time the update N times each way")
     args = parser.parse_args(argv)
 
     import django
@@ -108,7 +113,44 @@ def main(argv=None) -> int:
             f"{sum(s.trained_tokens for s in joined)} trained tokens; samples {len(baseline)} per turn -> "
             f"{len(joined)} joined; tokens run {before} -> {after} ({before / after:.2f}x fewer)"
         )
+        if args.time:
+            time_updates(episodes, args.time)
     return 0
+
+
+def time_updates(episodes, repeats: int, model: str = "smollm2-135m") -> dict:
+    """Seconds of one GRPO update (lr 0) over `episodes` in pairs of rewards 0/1, per turn vs
+    joined, alternately; prints and returns the fastest of each."""
+    import torch
+
+    from experiments.training import TrainConfig, build_policy
+    from trainer import grpo
+
+    torch.set_num_threads(1)
+    config = TrainConfig(model=model, dtype="bf16")
+    policy = build_policy(config, "")
+    for i, episode in enumerate(episodes):
+        episode.reward = float(i % 2)
+    groups = [episodes[i : i + 2] for i in range(0, len(episodes), 2)]
+    ways = {"per turn": lambda e, a: [replace(s, advantage=a) for s in per_turn_samples(e)]}
+    ways["joined"] = grpo.episode_samples
+    seconds = {name: [] for name in ways}
+    original = grpo.episode_samples
+    try:
+        for _ in range(repeats):
+            for name, samples in ways.items():
+                grpo.episode_samples = samples
+                optimizer = grpo.make_optimizer(policy.model, 0.0)
+                metrics = grpo.grpo_update(policy.model, optimizer, groups, config.grpo())
+                seconds[name].append(metrics["train_seconds"])
+    finally:
+        grpo.episode_samples = original
+    fastest = {name: min(values) for name, values in seconds.items()}
+    print(
+        f"  update of {len(episodes)} episodes: per turn {fastest['per turn']:.1f} s, joined "
+        f"{fastest['joined']:.1f} s ({fastest['per turn'] / fastest['joined']:.2f}x faster)"
+    )
+    return fastest
 
 
 if __name__ == "__main__":

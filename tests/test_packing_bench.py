@@ -9,8 +9,7 @@ packing = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(packing)
 
 
-def test_per_turn_samples_repeat_the_conversation_that_joined_samples_run_once():
-    from trainer.grpo import episode_samples
+def two_turn_episode():
     from trainer.parsing import parse_action
     from trainer.rollout import Episode, Turn
 
@@ -22,8 +21,13 @@ def test_per_turn_samples_repeat_the_conversation_that_joined_samples_run_once()
         for prompt in (first, second)
     ]
     turns[0].completion_ids = reply
-    episode = Episode("t", "i", turns)
+    return Episode("t", "i", turns)
 
+
+def test_per_turn_samples_repeat_the_conversation_that_joined_samples_run_once():
+    from trainer.grpo import episode_samples
+
+    episode = two_turn_episode()
     baseline = packing.per_turn_samples(episode)
     joined = episode_samples(episode, 1.0)
     assert [len(s.tokens) for s in baseline] == [24, 29] and len(joined) == 1
@@ -33,3 +37,12 @@ def test_per_turn_samples_repeat_the_conversation_that_joined_samples_run_once()
     assert packing.tokens_run(joined, rows=8, tokens=4096) == 29
     # A budget that splits them: each row alone, nothing shared.
     assert packing.tokens_run(baseline, rows=1, tokens=4096) == 24 + 29
+
+
+def test_the_timed_updates_run_both_ways_and_leave_the_trainer_as_it_was():
+    from trainer import grpo
+
+    original = grpo.episode_samples
+    fastest = packing.time_updates([two_turn_episode(), two_turn_episode()], 1, model="tiny-random")
+    assert fastest.keys() == {"per turn", "joined"} and all(s > 0 for s in fastest.values())
+    assert grpo.episode_samples is original
