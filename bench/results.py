@@ -151,6 +151,9 @@ def render(suites) -> str:
                     f"{LABELS[config]}: after its SFT phase, held-out reward {middle['reward']:.3f}, "
                     f"success {middle['success']:.3f}.",
                 ]
+        missing = [LABELS[c] for c in CONFIGS if c not in reports]
+        if missing:
+            lines += ["", f"Not run in this round: {', '.join(missing)}."]
         lines += ["", _task_table(reports), ""]
         FIGURES.mkdir(parents=True, exist_ok=True)
         (FIGURES / f"{suite}.svg").write_text(curves_svg(reports))
