@@ -22,6 +22,16 @@ ADF = {
 def script(space_id):
     """Every path that holds a write, and the calls that read them back or fail after them."""
     issue = f"{V3}/issue/OPS-21"
+    page_create = (
+        "POST",
+        "/wiki/api/v2/pages",
+        None,
+        {
+            "spaceId": str(space_id),
+            "title": "Held page",
+            "body": {"representation": "storage", "value": "<p>x</p>"},
+        },
+    )
     return [
         (
             "POST",
@@ -63,26 +73,8 @@ def script(space_id):
         ("POST", f"{issue}/comment", None, {"body": ADF}),
         ("POST", f"{issue}/comment", None, {"body": ADF}),
         ("GET", issue, {"fields": "*all"}, None),
-        (
-            "POST",
-            "/wiki/api/v2/pages",
-            None,
-            {
-                "spaceId": str(space_id),
-                "title": "Held page",
-                "body": {"representation": "storage", "value": "<p>x</p>"},
-            },
-        ),
-        (
-            "POST",
-            "/wiki/api/v2/pages",
-            None,
-            {
-                "spaceId": str(space_id),
-                "title": "Held page",
-                "body": {"representation": "storage", "value": "<p>x</p>"},
-            },
-        ),
+        page_create,  # the same title twice: the second is refused
+        page_create,
         ("GET", "/wiki/api/v2/pages", {"title": "Held page", "body-format": "storage"}, None),
     ]
 
