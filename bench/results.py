@@ -87,11 +87,11 @@ def run(suite: str, config: str, args) -> Path:
     base = RESULTS / f"{suite}-base.json"
     if config != "base":
         command += ["--time-budget", str(args.budget)]
-    if config == "sft+grpo":
-        command += ["--sft-budget", str(round(SFT_SHARE * args.budget))]
         if base.exists() and "--reply-prefix" not in CONFIGS[config]:
             # the same greedy evaluation of the same base model: run it once
             command += ["--eval-before", str(base)]
+    if config == "sft+grpo":
+        command += ["--sft-budget", str(round(SFT_SHARE * args.budget))]
     if args.device:
         command += ["--device", args.device]
     print("$", " ".join(command[1:]), flush=True)
