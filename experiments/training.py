@@ -37,7 +37,7 @@ from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
 from trainer.models import DEFAULT_MODEL, LORA_MODULES, LoraSettings, add_lora, load_base_model
 from trainer.prompts import build_messages, render_observation, system_prompt
 from trainer.rollout import Episode, RolloutSettings, run_episodes
-from trainer.sft import SFTConfig, encode_demonstration, sft_train
+from trainer.sft import SCHEDULES, SFTConfig, encode_demonstration, sft_train
 
 ALGOS = ("grpo", "sft", "sft+grpo", "eval")
 OUTPUT_CHARS = 300  # of each model turn kept in an evaluation's per-variant list
@@ -71,6 +71,7 @@ class TrainConfig:
     seed: int = 0
     learning_rate: float | None = None
     sft_learning_rate: float | None = None
+    sft_schedule: str = "constant"  # a name of trainer.sft.SCHEDULES, over the epochs or the SFT budget
     lora_rank: int = 16
     lora_alpha: int | None = None
     lora_modules: str = "all"  # a key of trainer.models.LORA_MODULES
@@ -103,6 +104,9 @@ class TrainConfig:
         if self.lora_modules not in LORA_MODULES:
             known = ", ".join(LORA_MODULES)
             raise TrainingError(f"LoRA modules are one of {known}, not {self.lora_modules!r}")
+        if self.sft_schedule not in SCHEDULES:
+            known = ", ".join(SCHEDULES)
+            raise TrainingError(f"SFT schedules are one of {known}, not {self.sft_schedule!r}")
         if self.tool_docs not in TOOL_DOCS:
             raise TrainingError(f"tool docs are one of {', '.join(TOOL_DOCS)}, not {self.tool_docs!r}")
         for name in ("group_size", "tasks_per_iteration", "max_new_tokens", "lora_rank"):
@@ -145,6 +149,7 @@ class TrainConfig:
         defaults = SFTConfig()
         return SFTConfig(
             learning_rate=self.sft_learning_rate or defaults.learning_rate,
+            schedule=self.sft_schedule,
             epochs=self.sft_epochs,
             micro_batch_size=self.micro_batch_size,
             seed=self.seed,
@@ -550,7 +555,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             return spent or out_of_time()
 
         if config.uses_sft:
-            sft_phase(policy, demos, config, record, sft_out_of_time)
+            sft_phase(policy, demos, config, record, sft_out_of_time, training_seconds)
             if config.uses_grpo:
                 report["eval"]["after_sft"] = run_eval("after SFT")
         if config.uses_grpo:
@@ -609,19 +614,31 @@ def shared_evaluation(config: TrainConfig, run: dict) -> dict:
     return {**before, "shared_from": str(path)}
 
 
-def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time) -> None:
-    """``config.sft_epochs`` epochs on the demonstrations; ``record`` gets one entry per epoch."""
+def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time, elapsed) -> None:
+    """``config.sft_epochs`` epochs on the demonstrations; ``record`` gets one entry per epoch.
+
+    The learning-rate schedule runs over the SFT phase's time budget (``elapsed()`` seconds of
+    ``config.sft_budget`` or ``config.time_budget``, whichever is shorter) when it has one, else
+    over its epochs."""
     sft = config.sft()
+    budgets = [b for b in (config.sft_budget, config.time_budget) if b is not None]
     policy.optimizer = make_optimizer(policy.model, sft.learning_rate, sft.weight_decay)
     for epoch in range(config.sft_epochs):
         if out_of_time():
             break
+
+        def progress(share, epoch=epoch):
+            if budgets:
+                return elapsed() / min(budgets) if min(budgets) > 0 else 1.0
+            return (epoch + share) / config.sft_epochs
+
         (history,) = sft_train(
             policy.model,
             policy.optimizer,
             demos,
             replace(sft, epochs=1, seed=sft.seed + epoch),
             should_stop=out_of_time,
+            progress=progress,
         )
         if history["steps"]:
             record({"phase": "sft", **history, "epoch": epoch + history["demonstrations"] / len(demos)})

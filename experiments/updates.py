@@ -148,7 +148,11 @@ def sft_epoch(policy, experiment, spec, config, sft, epoch):
         _DEMONSTRATIONS[key] = (demos, len(skipped))
     demos, skipped = _DEMONSTRATIONS[key]
     (history,) = sft_train(
-        policy.model, policy.optimizer, demos, replace(sft, epochs=1, seed=sft.seed + epoch - 1)
+        policy.model,
+        policy.optimizer,
+        demos,
+        replace(sft, epochs=1, seed=sft.seed + epoch - 1),
+        progress=lambda share: (epoch - 1 + share) / config.sft_epochs,  # the schedule spans the epochs
     )
     return {**history, "epoch": epoch, "demonstrations": len(demos), "demonstrations_skipped": skipped}
 

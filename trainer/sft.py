@@ -18,12 +18,28 @@ import torch
 
 from trainer.logprobs import pack_micro_batches, sequence_logprobs
 
+# Learning-rate schedules: the peak rate throughout, or decaying from it to 0 by the end.
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def schedule_factor(schedule: str, done: float) -> float:
+    """The share of the peak learning rate to use once `done` (0 to 1) of the training is done."""
+    done = min(max(done, 0.0), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - done
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * done))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+
 
 @dataclass
 class SFTConfig:
     """SFT hyperparameters: an optimizer step every `accumulation_steps` micro-batches."""
 
     learning_rate: float = 2e-3  # LoRA (rank 16, all linear layers); 2e-4 barely moved in 2 epochs
+    schedule: str = "constant"  # a name of SCHEDULES
     weight_decay: float = 0.0
     epochs: int = 2
     micro_batch_size: int = 8
@@ -99,13 +115,18 @@ def sft_train(
     demonstrations: Sequence[Demonstration],
     config: SFTConfig,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], float] | None = None,
 ) -> list[dict]:
     """Train on demonstrations for `config.epochs` epochs; one metrics dict per epoch.
 
     Each dict has `epoch`, `loss` (mean NLL per assistant token), `tokens`, `seconds`,
-    `tokens_per_s`, `grad_norm` (mean), `steps` (optimizer steps) and `demonstrations` (how many
-    it trained on). `should_stop()` is asked before each optimizer step (a time budget): when it
-    says so, the epoch ends there, its dict covering the steps taken, and no other starts.
+    `tokens_per_s`, `grad_norm` (mean), `steps` (optimizer steps), `demonstrations` (how many
+    it trained on) and `learning_rate` (of its last step). `should_stop()` is asked before each
+    optimizer step (a time budget): when it says so, the epoch ends there, its dict covering the
+    steps taken, and no other starts. Unless `config.schedule` is constant, the optimizer's rate
+    (the one it was made with, kept as `initial_lr`) decays over the whole training:
+    `progress(f)`, given the share f of this call's steps taken, says how much of the whole is
+    done (for a caller that trains an epoch per call, or to a time budget); by default, f.
     """
     rng = random.Random(config.seed)  # noqa: S311 - shuffling, not secrets
     params = [p for p in model.parameters() if p.requires_grad]
@@ -126,6 +147,11 @@ def sft_train(
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
+                if config.schedule != "constant":
+                    share = (epoch + first / len(batches)) / config.epochs
+                    factor = schedule_factor(config.schedule, progress(share) if progress else share)
+                    for param_group in optimizer.param_groups:  # the peak: the rate it was made with
+                        param_group["lr"] = param_group.setdefault("initial_lr", param_group["lr"]) * factor
                 group = batches[first : first + accumulate]
                 seen += sum(len(batch) for batch in group)
                 step_tokens = sum(sum(d.assistant_mask) for batch in group for d in batch)
@@ -148,6 +174,7 @@ def sft_train(
                     "grad_norm": sum(norms) / len(norms) if norms else 0.0,
                     "steps": len(norms),
                     "demonstrations": seen,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
                 }
             )
             if stopped:

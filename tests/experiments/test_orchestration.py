@@ -179,15 +179,21 @@ def test_sft_then_grpo_trains_on_demonstrations_first_then_samples(make_user, su
 
 @pytest.mark.django_db
 def test_an_sft_experiment_runs_without_rollouts(make_user, suite):
-    experiment = start_experiment(make_user("olivia"), suite, "tiny-random", "sft", {**TINY, "sft_epochs": 1})
+    settings = {**TINY, "sft_epochs": 2, "sft_schedule": "linear", "sft_learning_rate": 0.004}
+    experiment = start_experiment(make_user("olivia"), suite, "tiny-random", "sft", settings)
     assert experiment_progress(experiment)["episodes_total"] == 0
 
     run_iteration_here(experiment, 1)
+    run_iteration_here(experiment, 2)
 
     experiment.refresh_from_db()
     assert experiment.status == "completed" and experiment.started_at, experiment.traceback
-    assert list(experiment.checkpoints.values_list("version", flat=True)) == [1]
+    assert list(experiment.checkpoints.values_list("version", flat=True)) == [1, 2]
     assert not Episode.objects.exists()
+    # the schedule spans both epochs, each run by a task of its own: the second ends below the first
+    rates = MetricPoint.objects.filter(experiment=experiment, name="learning_rate").order_by("iteration")
+    first, second = rates.values_list("value", flat=True)
+    assert first <= 0.004 and 0 < second < first
 
 
 @pytest.mark.django_db

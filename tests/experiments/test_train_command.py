@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from experiments.training import (
     TrainConfig,
+    TrainingError,
     build_policy,
     load_suite_spec,
     sample_groups,
@@ -132,6 +133,24 @@ def test_a_spent_sft_budget_leaves_the_training_time_to_grpo(tmp_path):
 
     assert [entry["phase"] for entry in report["iterations"]] == ["grpo"]
     assert report["config"]["sft_budget"] == 0.0
+
+
+def test_a_decaying_sft_schedule_spans_the_epochs_and_unknown_ones_are_refused(tmp_path):
+    report = train(tmp_path, "--algo", "sft", "--sft-epochs", "2", "--sft-schedule", "linear")
+
+    peak = report["config"]["sft"]["learning_rate"]
+    assert report["config"]["sft_schedule"] == "linear"
+    # one optimizer step an epoch (2 demonstrations, one micro-batch): the second at half the peak
+    assert [i["learning_rate"] for i in report["iterations"]] == pytest.approx([peak, peak / 2])
+    # With a time budget the schedule runs over the budget's seconds, not over the epochs.
+    timed = train(
+        tmp_path, "--algo", "sft", "--sft-epochs", "2", "--sft-schedule", "linear", "--sft-budget", "1e9"
+    )
+    assert [i["learning_rate"] for i in timed["iterations"]] == pytest.approx([peak, peak], rel=1e-6)
+    with pytest.raises(CommandError, match="invalid choice: 'step'"):
+        train(tmp_path, "--algo", "sft", "--sft-schedule", "step")
+    with pytest.raises(TrainingError, match="SFT schedules are one of constant, linear, cosine"):
+        TrainConfig(sft_schedule="step").check()
 
 
 def test_an_unknown_suite_is_a_command_error(tmp_path):

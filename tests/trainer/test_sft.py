@@ -4,7 +4,7 @@ import pytest
 
 from trainer.grpo import make_optimizer
 from trainer.prompts import build_messages
-from trainer.sft import SFTConfig, demonstrations_nll, encode_demonstration, sft_train
+from trainer.sft import SFTConfig, demonstrations_nll, encode_demonstration, schedule_factor, sft_train
 
 from .conftest import SYSTEM
 
@@ -56,3 +56,44 @@ def test_a_stop_request_ends_the_epoch_at_the_next_optimizer_step(make_policy, t
     assert len(history) == 1  # no later epoch starts
     assert history[0]["steps"] == 2 and history[0]["demonstrations"] == 4
     assert history[0]["tokens"] < sum(sum(d.assistant_mask) for d in demos)
+
+
+def test_schedules_decay_from_the_peak_to_zero():
+    assert [schedule_factor("constant", f) for f in (0, 0.5, 1)] == [1.0, 1.0, 1.0]
+    assert [schedule_factor("linear", f) for f in (0, 0.25, 1, 1.5)] == [1.0, 0.75, 0.0, 0.0]
+    assert schedule_factor("cosine", 0) == 1.0 and schedule_factor("cosine", 1) == 0.0
+    assert schedule_factor("cosine", 0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+        schedule_factor("step", 0.5)
+
+
+def test_a_linear_schedule_lowers_the_rate_step_by_step_over_all_epochs(make_policy, tokenizer):
+    policy = make_policy(rank=8, alpha=16)
+    demos = [encode_demonstration(tokenizer, demonstration(f"OPS-{i}")) for i in range(4)]
+    optimizer = make_optimizer(policy, 1e-2)
+    rates = []
+    step = optimizer.step
+
+    def recording_step(*args, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    optimizer.step = recording_step
+    config = SFTConfig(epochs=2, micro_batch_size=2, schedule="linear")
+    history = sft_train(policy, optimizer, demos, config)
+    assert rates == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3])  # 4 steps over 2 epochs of 2
+    assert history[-1]["learning_rate"] == pytest.approx(2.5e-3)
+
+    # A caller that trains one epoch per call says how far the whole training is.
+    rates.clear()
+    once = SFTConfig(epochs=1, micro_batch_size=2, schedule="linear")
+    sft_train(policy, optimizer, demos, once, progress=lambda share: 0.5 + share / 2)
+    assert rates == pytest.approx([5e-3, 2.5e-3])  # from the rate it was made with, not the last
+
+
+def test_the_constant_schedule_leaves_the_optimizer_rate_alone(make_policy, tokenizer):
+    policy = make_policy(rank=8, alpha=16)
+    demos = [encode_demonstration(tokenizer, demonstration(f"OPS-{i}")) for i in range(2)]
+    optimizer = make_optimizer(policy, 3e-3)
+    history = sft_train(policy, optimizer, demos, SFTConfig(epochs=1, micro_batch_size=1))
+    assert history[0]["learning_rate"] == 3e-3 and "initial_lr" not in optimizer.param_groups[0]

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from experiments.suites import SuiteError
 from experiments.training import ALGOS, TOOL_DOCS, TrainConfig, TrainingError, run_training
+from trainer.sft import SCHEDULES
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -116,6 +117,12 @@ class Command(BaseCommand):
         add("--json-out", type=Path, default=None, help="where to write the report (default: stdout)")
         add("--learning-rate", type=float, default=None, help="GRPO learning rate (default: trainer's)")
         add("--sft-learning-rate", type=float, default=None, help="SFT learning rate (default: trainer's)")
+        add(
+            "--sft-schedule",
+            choices=SCHEDULES,
+            default=defaults.sft_schedule,
+            help="SFT learning rate: constant, or decaying to 0 over the SFT budget (else its epochs)",
+        )
         add("--lora-rank", type=int, default=defaults.lora_rank)
         add("--lora-alpha", type=int, default=None, help="default: twice the rank")
         add(
