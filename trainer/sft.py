@@ -197,3 +197,35 @@ def demonstrations_nll(model, demonstrations: Sequence[Demonstration], micro_bat
     finally:
         model.train(was_training)
     return total / count
+
+
+@torch.no_grad()
+def exact_turns(model, demonstrations: Sequence[Demonstration]) -> float:
+    """Share of the assistant turns (runs of assistant tokens) whose every token is the model's
+    most likely next token given the transcript before it: the turns greedy decoding would
+    reproduce exactly, found with one forward per demonstration instead of generation."""
+    from trainer.logprobs import base_modules
+
+    decoder, head = base_modules(model)
+    was_training = model.training
+    model.eval()
+    exact = total = 0
+    try:
+        for demo in demonstrations:
+            ids = torch.tensor([demo.tokens], device=head.weight.device)
+            hidden = decoder(input_ids=ids).last_hidden_state[0]  # [L, H]
+            positions = [i for i, on in enumerate(demo.assistant_mask) if on]
+            predicted = head(hidden[[i - 1 for i in positions]]).argmax(-1).tolist()
+            right = {i for i, token in zip(positions, predicted, strict=True) if demo.tokens[i] == token}
+            turn_ok, previous = None, None
+            for i in positions:
+                if previous is None or i != previous + 1:  # a new turn begins
+                    if turn_ok is not None:
+                        exact, total = exact + turn_ok, total + 1
+                    turn_ok = True
+                turn_ok = turn_ok and i in right
+                previous = i
+            exact, total = exact + bool(turn_ok), total + 1
+    finally:
+        model.train(was_training)
+    return exact / total if total else 0.0

@@ -1,10 +1,19 @@
 import json
 
 import pytest
+import torch
 
 from trainer.grpo import make_optimizer
 from trainer.prompts import build_messages
-from trainer.sft import SFTConfig, demonstrations_nll, encode_demonstration, schedule_factor, sft_train
+from trainer.sft import (
+    Demonstration,
+    SFTConfig,
+    demonstrations_nll,
+    encode_demonstration,
+    exact_turns,
+    schedule_factor,
+    sft_train,
+)
 
 from .conftest import SYSTEM
 
@@ -97,3 +106,22 @@ def test_the_constant_schedule_leaves_the_optimizer_rate_alone(make_policy, toke
     optimizer = make_optimizer(policy, 3e-3)
     history = sft_train(policy, optimizer, demos, SFTConfig(epochs=1, micro_batch_size=1))
     assert history[0]["learning_rate"] == 3e-3 and "initial_lr" not in optimizer.param_groups[0]
+
+
+def test_exact_turns_counts_the_turns_greedy_decoding_would_reproduce(make_policy, tokenizer):
+    policy = make_policy(rank=8, alpha=16).eval()
+    demo = encode_demonstration(tokenizer, demonstration("OPS-1"))  # two assistant turns
+    assert exact_turns(policy, [demo]) == 0.0  # an untrained tiny model writes neither
+
+    # The same transcript with each assistant token replaced by the model's greedy choice there.
+    tokens = list(demo.tokens)
+    with torch.no_grad():
+        for i, on in enumerate(demo.assistant_mask):
+            if on:
+                tokens[i] = int(policy(input_ids=torch.tensor([tokens[:i]])).logits[0, -1].argmax())
+    greedy = Demonstration(tokens, demo.assistant_mask)
+    assert exact_turns(policy, [greedy]) == 1.0
+    last = max(i for i, on in enumerate(demo.assistant_mask) if on)
+    one_off = Demonstration([*tokens[:last], tokens[last] + 1, *tokens[last + 1 :]], demo.assistant_mask)
+    assert exact_turns(policy, [one_off]) == 0.5  # the second turn's last token differs
+    assert exact_turns(policy, [greedy, one_off]) == 0.75
