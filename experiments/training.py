@@ -95,7 +95,7 @@ class TrainConfig:
     checkpoint_in: str | None = None
     checkpoint_out: str | None = None
     device: str | None = None
-    dtype: str = "float32"  # or bf16 (about twice as fast on a CPU with AMX), or auto
+    dtype: str = "float32"  # or bf16 (faster on a CPU with bf16 instructions), or auto
     eval_before: str | None = None  # an earlier report whose "before" evaluation this run shares
 
     def check(self) -> None:

@@ -74,13 +74,16 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX bf16 tiles (Linux /proc/cpuinfo), which make bf16 matmuls several
-    times faster than float32; without them bf16 on the CPU is slower."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 matmuls in hardware (Linux /proc/cpuinfo: Intel's AMX tiles or
+    AVX-512 BF16, as on AMD's Zen 4), which make bf16 faster than float32; without them it is
+    emulated and slower. Measured: an SFT step of 4 demonstrations of SmolLM2-135M on one thread
+    took 14.0 s in bf16 against 19.1 s in float32 on an AVX-512 BF16 EPYC; about 2x on AMX."""
     try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -88,10 +91,12 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
 
 def pick_dtype(device: torch.device, dtype: torch.dtype | str | None = None) -> torch.dtype:
     """The weights' dtype: `dtype` itself ("float32"/"bf16" strings too); None picks bf16 on a CUDA
-    device that supports it and float32 elsewhere; "auto" also picks bf16 on a CPU with AMX.
+    device that supports it and float32 elsewhere; "auto" also picks bf16 on a CPU with bf16
+    instructions (`cpu_has_bf16`).
 
-    bf16 is about twice as fast on an AMX CPU, but its log-probs differ between batch shapes by up
-    to ~1 nat on rare tokens: train it with `GRPOConfig(recompute_old_logprobs=True)`.
+    bf16 is faster on such a CPU (1.4x with AVX-512 BF16, about 2x with AMX), but its log-probs
+    differ between batch shapes by up to ~1 nat on rare tokens: train it with
+    `GRPOConfig(recompute_old_logprobs=True)`.
     """
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -101,7 +106,7 @@ def pick_dtype(device: torch.device, dtype: torch.dtype | str | None = None) -> 
         raise ValueError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)} or auto")
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
-    if dtype == "auto" and device.type == "cpu" and cpu_has_amx():
+    if dtype == "auto" and device.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return torch.float32
 

@@ -102,9 +102,9 @@ def test_dtypes_by_name_and_auto(monkeypatch):
     cpu = torch.device("cpu")
     assert pick_dtype(cpu) == torch.float32 and pick_dtype(cpu, "bf16") == torch.bfloat16
     assert pick_dtype(cpu, torch.float16) == torch.float16
-    monkeypatch.setattr(trainer.models, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(trainer.models, "cpu_has_bf16", lambda: True)
     assert pick_dtype(cpu, "auto") == torch.bfloat16 and pick_dtype(cpu) == torch.float32
-    monkeypatch.setattr(trainer.models, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(trainer.models, "cpu_has_bf16", lambda: False)
     assert pick_dtype(cpu, "auto") == torch.float32
     with pytest.raises(ValueError, match="unknown dtype"):
         pick_dtype(cpu, "int4")

@@ -169,7 +169,8 @@ class Command(BaseCommand):
             "--dtype",
             choices=("float32", "bf16", "auto"),
             default=defaults.dtype,
-            help="weights' dtype (the adapter stays float32); bf16 is about 2x faster on an AMX CPU",
+            help="weights' dtype (the adapter stays float32); bf16 is faster on a CPU with bf16 "
+            "instructions (AVX-512 BF16, AMX)",
         )
         add(
             "--eval-before",
