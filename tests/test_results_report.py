@@ -63,5 +63,27 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     assert "| SFT only |" not in text and "Not run in this round: SFT only." in text  # no report, no row
     assert "No runs yet: `python bench/results.py --suite jira-workflows`" in text
     assert "| create-issue | 0.08 | 0.12 | 0.96 |" in text
+    # The targets, from the reports: (b) needs both jira-workflows runs, so it is left out.
+    assert (
+        "- (a) atlassian-core, SFT + GRPO at least 0.95 held-out reward within 30 minutes: "
+        "0.960 after 60 s, **met**." in text
+    )
+    assert "(b)" not in text
+    assert (
+        "- (c) atlassian-core, GRPO from the prompted base above the base: 0.120 against its own "
+        "start 0.050 and the prompted base's 0.080, **met**." in text
+    )
     svg = (reports / "figures" / "atlassian-core.svg").read_text()
     assert svg.count("<polyline") == 3 and "SFT + GRPO" in svg
+
+
+def test_the_margin_target_compares_sft_and_grpo_with_sft_only_on_the_same_suite(reports):
+    for config, after in (("sft", 0.45), ("sft+grpo", 0.5), ("grpo", 0.0)):
+        document = report(config, 0.0, after, [after])
+        document["config"]["suite"] = "jira-workflows"
+        write(reports, f"jira-workflows-{config}.json", document)
+    text = results.render(["jira-workflows"])
+    assert "0.500 against 0.450 (+0.050), **not met**." in text
+    assert (
+        "GRPO from the prompted base above the base: 0.000 against its own start 0.000, **not met**." in text
+    )
