@@ -34,6 +34,7 @@ def test_defaults_are_the_trainers_defaults():
     headless = TrainConfig()
     shared = ["sft_epochs", "group_size", "tasks_per_iteration", "eval_every", "lora_rank", "temperature"]
     shared += ["top_p", "max_new_tokens", "observation_tokens", "inner_epochs", "micro_batch_size"]
+    shared += ["sft_schedule"]
     for name in shared:
         assert getattr(config, name) == getattr(headless, name), name
     assert config.grpo().learning_rate == GRPOConfig().learning_rate
