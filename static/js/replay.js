@@ -1,6 +1,8 @@
 // The replay page: move through the steps with ←/→ or j/k. Each step's panel is an htmx
-// fragment (loaded when opened); this only picks the link, marks it current, keeps ?step= in
-// the address and points the comment form and the verifier timeline at the step shown.
+// fragment (loaded when opened; the links' hx-sync="#step-detail:replace" aborts a step still
+// loading when another is asked for, so a quick j/k never ends on a stale step); this only picks
+// the link, marks it current, keeps ?step= in the address and points the comment form and the
+// verifier timeline at the step shown.
 (function () {
   "use strict";
   var replay = document.getElementById("replay");
