@@ -621,15 +621,15 @@ def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time, e
     ``config.sft_budget`` or ``config.time_budget``, whichever is shorter) when it has one, else
     over its epochs."""
     sft = config.sft()
-    budgets = [b for b in (config.sft_budget, config.time_budget) if b is not None]
+    budget = min((b for b in (config.sft_budget, config.time_budget) if b is not None), default=None)
     policy.optimizer = make_optimizer(policy.model, sft.learning_rate, sft.weight_decay)
     for epoch in range(config.sft_epochs):
         if out_of_time():
             break
 
         def progress(share, epoch=epoch):
-            if budgets:
-                return elapsed() / min(budgets) if min(budgets) > 0 else 1.0
+            if budget is not None:
+                return elapsed() / budget if budget > 0 else 1.0
             return (epoch + share) / config.sft_epochs
 
         (history,) = sft_train(
