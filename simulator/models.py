@@ -500,6 +500,9 @@ class PageLabel(WorldOwned):
 class ApiCall(WorldOwned):
     """One API call made in a world, through either door (HTTP or in-process)."""
 
+    # Every call inserts a row here: no index of the world alone, the (world, seq) constraint's
+    # index serves every lookup by world.
+    world = models.ForeignKey(World, on_delete=models.CASCADE, related_name="+", db_index=False)
     seq = models.PositiveIntegerField(help_text="1, 2, ... within the world")
     door = models.CharField(max_length=8, choices=[("http", "HTTP"), ("client", "in-process")])
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -528,6 +531,8 @@ class ApiCall(WorldOwned):
 class Change(WorldOwned):
     """What one call did to one field of one object: the world's change log."""
 
+    # As ApiCall's: the sim_change_object index, which begins with the world, serves it.
+    world = models.ForeignKey(World, on_delete=models.CASCADE, related_name="+", db_index=False)
     ACTIONS = [("create", "created"), ("update", "changed"), ("delete", "deleted")]
 
     call = models.ForeignKey(ApiCall, null=True, blank=True, on_delete=models.CASCADE, related_name="changes")
