@@ -48,6 +48,10 @@ class SFTConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     share_prefix: bool = True
+    # Micro-batches of demonstrations of similar length (length_grouped_batches) instead of the
+    # shuffled order's neighbours: rows are padded to the longest, and a shuffled batch of
+    # atlassian-core ran twice its real tokens through the model.
+    group_by_length: bool = True
 
 
 @dataclass
@@ -60,6 +64,28 @@ class Demonstration:
     @property
     def start(self) -> int:
         return self.assistant_mask.index(True)
+
+
+# Demonstrations are sorted by length within windows of this many micro-batches of a shuffled
+# order: long enough for neighbours of similar length, short enough that an epoch still mixes.
+LENGTH_WINDOW_BATCHES = 16
+
+
+def length_grouped_batches(
+    items: Sequence, lengths: Sequence[int], max_rows: int, max_tokens: int, rng: random.Random
+) -> list[list]:
+    """Micro-batches (as `pack_micro_batches` packs them) of items of similar length, in random
+    order. `items` come shuffled; each window of `LENGTH_WINDOW_BATCHES * max_rows` of them is
+    sorted by length and packed, and the micro-batches of all windows are shuffled together, so
+    which items meet still changes from epoch to epoch while a row is rarely padded far."""
+    window = LENGTH_WINDOW_BATCHES * max(1, max_rows)
+    batches: list[list] = []
+    for first in range(0, len(items), window):
+        chunk = sorted(range(first, min(first + window, len(items))), key=lambda i: lengths[i])
+        chunk_items, chunk_lengths = [items[i] for i in chunk], [lengths[i] for i in chunk]
+        batches += pack_micro_batches(chunk_items, chunk_lengths, max_rows, max_tokens)
+    rng.shuffle(batches)
+    return batches
 
 
 def _encode(tokenizer, messages: list[dict], generation_prompt: bool) -> list[int]:
@@ -139,7 +165,11 @@ def sft_train(
             order = list(demonstrations)
             rng.shuffle(order)
             lengths = [len(d.tokens) for d in order]
-            batches = pack_micro_batches(order, lengths, config.micro_batch_size, config.micro_batch_tokens)
+            pack = (config.micro_batch_size, config.micro_batch_tokens)
+            if config.group_by_length:
+                batches = length_grouped_batches(order, lengths, *pack, rng)
+            else:
+                batches = pack_micro_batches(order, lengths, *pack)
             accumulate = max(1, config.accumulation_steps)
             total_nll, total_tokens, norms, seen = 0.0, 0, [], 0
             stopped = False
