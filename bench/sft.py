@@ -4,8 +4,11 @@ held-out oracle demonstrations.
     python bench/sft.py                                         # constant vs linear, 600 s each
     python bench/sft.py --suite jira-workflows --budget 900 --schedule constant --schedule cosine
     python bench/sft.py --learning-rate 2e-3 --learning-rate 4e-3 --schedule linear
+    python bench/sft.py --grouping off --grouping on --schedule constant
 
-Each arm (one per --schedule, or per --learning-rate when several are given) is a process of its
+Each arm (one per --schedule, or per --learning-rate or --grouping when several of those are
+given: micro-batches of demonstrations of similar length, or of the shuffled order's
+neighbours) is a process of its
 own, all running at once with an equal share of the cores, so they see the same machine. An arm
 trains a fresh LoRA adapter (SmolLM2-135M, bf16, all linear layers) on the suite's train-split
 oracle demonstrations until its budget is spent, then scores the test split's oracle
@@ -72,7 +75,13 @@ def run_arm(args) -> dict:
     torch.manual_seed(0)
     lora = LoraSettings(target_modules=list(LORA_MODULES["all"]))
     model, _tokenizer = load_policy(PolicyConfig(model=args.model, lora=lora, dtype="bf16"))
-    config = SFTConfig(learning_rate=args.arm_rate, schedule=args.arm_schedule, epochs=1000, seed=0)
+    config = SFTConfig(
+        learning_rate=args.arm_rate,
+        schedule=args.arm_schedule,
+        group_by_length=args.arm_grouping == "on",
+        epochs=1000,
+        seed=0,
+    )
     optimizer = make_optimizer(model, config.learning_rate)
     started = time.perf_counter()
 
@@ -92,6 +101,7 @@ def run_arm(args) -> dict:
     return {
         "schedule": args.arm_schedule,
         "learning_rate": args.arm_rate,
+        "grouping": args.arm_grouping,
         "seconds": round(seconds, 1),
         "steps": sum(h["steps"] for h in history),
         "epochs": round(demonstrations / len(train), 3),
@@ -109,11 +119,13 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=600, help="training seconds per arm")
     parser.add_argument("--schedule", action="append", help="default: constant and linear")
     parser.add_argument("--learning-rate", type=float, action="append", help="default: 2e-3")
+    parser.add_argument("--grouping", choices=["on", "off"], action="append", help="default: on")
     parser.add_argument("--train-per-task", type=int, default=20, help="train variants per task")
     parser.add_argument("--held-out-per-task", type=int, default=2, help="test variants per task")
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m or tiny-random (tests)")
     parser.add_argument("--arm-schedule", help=argparse.SUPPRESS)
     parser.add_argument("--arm-rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--arm-grouping", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--demonstrations", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -123,9 +135,10 @@ def main(argv=None) -> int:
 
     schedules = args.schedule or ["constant", "linear"]
     rates = args.learning_rate or [2e-3]
-    if len(schedules) > 1 and len(rates) > 1:
-        parser.error("vary the schedule or the learning rate, not both")
-    arms = [(s, r) for s in schedules for r in rates]
+    groupings = args.grouping or ["on"]
+    if sum(len(varied) > 1 for varied in (schedules, rates, groupings)) > 1:
+        parser.error("vary one of the schedule, the learning rate and the grouping, not several")
+    arms = [(s, r, g) for s in schedules for r in rates for g in groupings]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "demonstrations.json"
         counts = write_demonstrations(args.suite, args.train_per_task, args.held_out_per_task, data)
@@ -134,12 +147,12 @@ def main(argv=None) -> int:
         processes = [
             subprocess.Popen(
                 [sys.executable, __file__, "--arm-schedule", schedule, "--arm-rate", str(rate),
-                 "--demonstrations", str(data), "--budget", str(args.budget), "--threads", str(threads),
-                 "--model", args.model],
+                 "--arm-grouping", grouping, "--demonstrations", str(data), "--budget", str(args.budget),
+                 "--threads", str(threads), "--model", args.model],
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for schedule, rate in arms
+            for schedule, rate, grouping in arms
         ]  # fmt: skip
         results = []
         for process in processes:
@@ -150,9 +163,9 @@ def main(argv=None) -> int:
     base = results[0]["held_out_nll"]
     for r in results:
         print(
-            f"{r['schedule']:>8} lr {r['learning_rate']:g}: {r['steps']} steps, {r['epochs']} epochs in "
-            f"{r['seconds']} s; held-out NLL {r['held_out_nll']} ({r['held_out_nll'] / base:.2f}x the "
-            f"first arm's), exact turns {r['held_out_exact_turns']:.0%}"
+            f"{r['schedule']:>8} lr {r['learning_rate']:g} grouping {r['grouping']}: {r['steps']} steps, "
+            f"{r['epochs']} epochs in {r['seconds']} s; held-out NLL {r['held_out_nll']} "
+            f"({r['held_out_nll'] / base:.2f}x the first arm's), exact turns {r['held_out_exact_turns']:.0%}"
         )
     print(
         json.dumps({"suite": args.suite, "budget": args.budget, "threads_per_arm": threads, "arms": results})

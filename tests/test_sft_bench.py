@@ -20,14 +20,14 @@ def test_each_arm_trains_for_its_budget_and_scores_the_held_out_demonstrations(c
 
     lines = capsys.readouterr().out.strip().splitlines()
     report = json.loads(lines[-1])
-    assert [(arm["schedule"], arm["learning_rate"]) for arm in report["arms"]] == [
-        ("constant", 2e-3),
-        ("linear", 2e-3),
+    assert [(arm["schedule"], arm["learning_rate"], arm["grouping"]) for arm in report["arms"]] == [
+        ("constant", 2e-3, "on"),
+        ("linear", 2e-3, "on"),
     ]
     for arm in report["arms"]:
         assert arm["steps"] >= 1 and arm["seconds"] >= 3 and arm["held_out_nll"] > 0
         assert 0 <= arm["held_out_exact_turns"] <= 1
-    assert lines[1].startswith("constant lr 0.002:") and "1.00x the first arm's" in lines[1]
+    assert lines[1].startswith("constant lr 0.002 grouping on:") and "1.00x the first arm's" in lines[1]
 
 
 def test_one_comparison_at_a_time():
