@@ -264,8 +264,7 @@ def _command(report: dict) -> str:
     config = report["config"]
     keys = ["suite", "model", "algo"]
     if config["algo"] in ("sft", "sft+grpo"):
-        keys += ["sft_epochs", "sft_learning_rate", "sft_budget"]
-        keys += ["sft_schedule"] if config.get("sft_schedule", "constant") != "constant" else []
+        keys += ["sft_epochs", "sft_learning_rate", "sft_budget", "sft_schedule"]
     if config["algo"] in ("grpo", "sft+grpo"):
         keys += ["iterations", "group_size", "tasks_per_iteration", "temperature", "learning_rate"]
     keys += ["train_variants", "eval_variants", "tool_docs", "lora_modules", "dtype", "time_budget", "seed"]

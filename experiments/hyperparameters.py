@@ -74,7 +74,7 @@ FIELDS = [
     Field(
         "sft_schedule",
         CHOICE,
-        "constant",
+        "linear",
         "SFT learning rate over its epochs: constant, or decaying to 0 (linear, cosine)",
         choices=("constant", "linear", "cosine"),
     ),

@@ -71,7 +71,7 @@ class TrainConfig:
     seed: int = 0
     learning_rate: float | None = None
     sft_learning_rate: float | None = None
-    sft_schedule: str = "constant"  # a name of trainer.sft.SCHEDULES, over the epochs or the SFT budget
+    sft_schedule: str = "linear"  # a name of trainer.sft.SCHEDULES, over the epochs or the SFT budget
     lora_rank: int = 16
     lora_alpha: int | None = None
     lora_modules: str = "all"  # a key of trainer.models.LORA_MODULES
