@@ -107,7 +107,8 @@ def test_the_constant_schedule_leaves_the_optimizer_rate_alone(make_policy, toke
     policy = make_policy(rank=8, alpha=16)
     demos = [encode_demonstration(tokenizer, demonstration(f"OPS-{i}")) for i in range(2)]
     optimizer = make_optimizer(policy, 3e-3)
-    history = sft_train(policy, optimizer, demos, SFTConfig(epochs=1, micro_batch_size=1, schedule="constant"))
+    config = SFTConfig(epochs=1, micro_batch_size=1, schedule="constant")
+    history = sft_train(policy, optimizer, demos, config)
     assert history[0]["learning_rate"] == 3e-3 and "initial_lr" not in optimizer.param_groups[0]
 
 
