@@ -157,8 +157,14 @@ def build_samples(groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> tu
             if config.skip_zero_variance:
                 continue
         advantages = group_advantages(rewards, config.normalize_std)[0]  # [G]
-        for episode, advantage in zip(group, advantages.tolist(), strict=True):
-            samples.extend(episode_samples(episode, advantage))
+        group_samples = [
+            sample
+            for episode, advantage in zip(group, advantages.tolist(), strict=True)
+            for sample in episode_samples(episode, advantage)
+        ]
+        # Shortest first: a micro-batch is padded to its longest row, and a group's samples stay
+        # together (they share the prompt), so similar lengths should be neighbours.
+        samples.extend(sorted(group_samples, key=lambda sample: len(sample.tokens)))
     return samples, zero_variance
 
 

@@ -147,15 +147,18 @@ def sequence_logprobs(
 
 
 def pack_micro_batches(items: Sequence, lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list]:
-    """Consecutive runs of `items` with at most `max_rows` items and `max_tokens` tokens each (by
-    `lengths`; an item longer than `max_tokens` goes alone). Order is kept, so samples of one group
-    stay together and share their prompt prefix."""
+    """Consecutive runs of `items` with at most `max_rows` items and `max_tokens` tokens each,
+    counted as the forward holds them: every row padded to the run's longest (by `lengths`; an
+    item longer than `max_tokens` goes alone). Counting the real lengths instead let one long
+    episode among short ones pad a micro-batch to three times its budget (13 GB, killed for memory).
+    Order is kept, so samples of one group stay together and share their prompt prefix."""
     batches: list[list] = []
-    tokens = 0
+    longest = 0
     for item, length in zip(items, lengths, strict=True):
-        if not batches or len(batches[-1]) >= max(1, max_rows) or tokens + length > max_tokens:
+        rows = len(batches[-1]) + 1 if batches else 1
+        if not batches or rows > max(1, max_rows) or rows * max(longest, length) > max_tokens:
             batches.append([])
-            tokens = 0
+            longest = 0
         batches[-1].append(item)
-        tokens += length
+        longest = max(longest, length)
     return batches

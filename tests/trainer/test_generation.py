@@ -161,9 +161,16 @@ def test_micro_batches_respect_rows_and_tokens_and_keep_order():
     items = list("abcdef")
     assert pack_micro_batches(items, [10] * 6, max_rows=4, max_tokens=100) == [list("abcd"), list("ef")]
     assert pack_micro_batches(items, [10, 10, 30, 500, 5, 5], max_rows=8, max_tokens=50) == [
-        ["a", "b", "c"],
+        ["a", "b"],
+        ["c"],  # three rows of 30 would be 90
         ["d"],  # longer than the budget: alone
         ["e", "f"],
+    ]
+    # Rows are padded to the longest: one long item among short ones counts as long as they are.
+    assert pack_micro_batches(items, [5, 5, 5, 40, 5, 5], max_rows=8, max_tokens=100) == [
+        ["a", "b", "c"],
+        ["d", "e"],
+        ["f"],
     ]
 
 

@@ -110,11 +110,11 @@ def test_only_generated_tokens_become_training_targets_and_turns_that_continue_a
     samples, zero_variance = build_samples([episodes], GRPOConfig(normalize_std=False))
     assert zero_variance == 0
     assert [(s.tokens, s.start, s.old_logprobs, s.sampled, s.advantage) for s in samples] == [
+        ([1, 2, 3, 7], 3, [-0.4], [True], -0.5),  # a group's samples shortest first (padding)
         # the second turn's prompt continues the first turn: one sequence, its observation masked
         ([1, 2, 3, 4, 5, 9, 6], 3, [-0.1, -0.2, 0.0, -0.3], [True, True, False, True], 0.5),
-        ([1, 2, 3, 7], 3, [-0.4], [True], -0.5),
     ]
-    assert [s.trained_tokens for s in samples] == [3, 1]
+    assert [s.trained_tokens for s in samples] == [1, 3]
 
 
 def test_a_turn_whose_prompt_does_not_continue_the_one_before_is_a_sample_of_its_own():
