@@ -5,11 +5,13 @@ held-out oracle demonstrations.
     python bench/sft.py --suite jira-workflows --budget 900 --schedule constant --schedule cosine
     python bench/sft.py --learning-rate 2e-3 --learning-rate 4e-3 --schedule linear
     python bench/sft.py --grouping off --grouping on --schedule constant
+    python bench/sft.py --arm grouping=off --arm grouping=on,accumulation=2   # arms in full
 
 Each arm (one per --schedule, or per --learning-rate or --grouping when several of those are
 given: micro-batches of demonstrations of similar length, or of the shuffled order's
-neighbours) is a process of its
-own, all running at once with an equal share of the cores, so they see the same machine. An arm
+neighbours; or one per --arm, which sets any of schedule, learning_rate, grouping and
+accumulation, the micro-batches of an optimizer step) is a process of its own, all running at
+once with an equal share of the cores, so they see the same machine. An arm
 trains a fresh LoRA adapter (SmolLM2-135M, bf16, all linear layers) on the suite's train-split
 oracle demonstrations until its budget is spent, then scores the test split's oracle
 demonstrations, which no arm trains on: the mean NLL per assistant token and the share of
@@ -79,6 +81,7 @@ def run_arm(args) -> dict:
         learning_rate=args.arm_rate,
         schedule=args.arm_schedule,
         group_by_length=args.arm_grouping == "on",
+        accumulation_steps=args.arm_accumulation,
         epochs=1000,
         seed=0,
     )
@@ -102,6 +105,7 @@ def run_arm(args) -> dict:
         "schedule": args.arm_schedule,
         "learning_rate": args.arm_rate,
         "grouping": args.arm_grouping,
+        "accumulation": args.arm_accumulation,
         "seconds": round(seconds, 1),
         "steps": sum(h["steps"] for h in history),
         "epochs": round(demonstrations / len(train), 3),
@@ -125,7 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m or tiny-random (tests)")
     parser.add_argument("--arm-schedule", help=argparse.SUPPRESS)
     parser.add_argument("--arm-rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--arm", action="append", help="an arm in full: e.g. grouping=on,accumulation=2")
     parser.add_argument("--arm-grouping", default="on", help=argparse.SUPPRESS)
+    parser.add_argument("--arm-accumulation", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--demonstrations", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -133,12 +139,18 @@ def main(argv=None) -> int:
         print(json.dumps(run_arm(args)))
         return 0
 
-    schedules = args.schedule or ["constant", "linear"]
-    rates = args.learning_rate or [2e-3]
-    groupings = args.grouping or ["on"]
-    if sum(len(varied) > 1 for varied in (schedules, rates, groupings)) > 1:
-        parser.error("vary one of the schedule, the learning rate and the grouping, not several")
-    arms = [(s, r, g) for s in schedules for r in rates for g in groupings]
+    if args.arm:
+        try:
+            arms = [_arm(spec) for spec in args.arm]
+        except ValueError as error:
+            parser.error(str(error))
+    else:
+        schedules = args.schedule or ["constant", "linear"]
+        rates = args.learning_rate or [2e-3]
+        groupings = args.grouping or ["on"]
+        if sum(len(varied) > 1 for varied in (schedules, rates, groupings)) > 1:
+            parser.error("vary one of the schedule, the learning rate and the grouping, not several")
+        arms = [(s, r, g, 1) for s in schedules for r in rates for g in groupings]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "demonstrations.json"
         counts = write_demonstrations(args.suite, args.train_per_task, args.held_out_per_task, data)
@@ -147,12 +159,13 @@ def main(argv=None) -> int:
         processes = [
             subprocess.Popen(
                 [sys.executable, __file__, "--arm-schedule", schedule, "--arm-rate", str(rate),
-                 "--arm-grouping", grouping, "--demonstrations", str(data), "--budget", str(args.budget),
+                 "--arm-grouping", grouping, "--arm-accumulation", str(accumulation),
+                 "--demonstrations", str(data), "--budget", str(args.budget),
                  "--threads", str(threads), "--model", args.model],
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for schedule, rate, grouping in arms
+            for schedule, rate, grouping, accumulation in arms
         ]  # fmt: skip
         results = []
         for process in processes:
@@ -163,7 +176,8 @@ def main(argv=None) -> int:
     base = results[0]["held_out_nll"]
     for r in results:
         print(
-            f"{r['schedule']:>8} lr {r['learning_rate']:g} grouping {r['grouping']}: {r['steps']} steps, "
+            f"{r['schedule']:>8} lr {r['learning_rate']:g} grouping {r['grouping']} accumulation "
+            f"{r['accumulation']}: {r['steps']} steps, "
             f"{r['epochs']} epochs in {r['seconds']} s; held-out NLL {r['held_out_nll']} "
             f"({r['held_out_nll'] / base:.2f}x the first arm's), exact turns {r['held_out_exact_turns']:.0%}"
         )
@@ -171,6 +185,20 @@ def main(argv=None) -> int:
         json.dumps({"suite": args.suite, "budget": args.budget, "threads_per_arm": threads, "arms": results})
     )
     return 0
+
+
+def _arm(spec: str) -> tuple[str, float, str, int]:
+    """(schedule, learning rate, grouping, accumulation) of an --arm such as
+    ``grouping=on,accumulation=2``; what it leaves out is the default (linear, 2e-3, on, 1)."""
+    arm = {"schedule": "linear", "learning_rate": "2e-3", "grouping": "on", "accumulation": "1"}
+    for part in filter(None, spec.split(",")):
+        key, _, value = part.partition("=")
+        if key.strip() not in arm or not value:
+            raise ValueError(f"--arm {spec!r}: use key=value pairs of {', '.join(arm)}")
+        arm[key.strip()] = value.strip()
+    if arm["grouping"] not in ("on", "off"):
+        raise ValueError(f"--arm {spec!r}: grouping is on or off")
+    return arm["schedule"], float(arm["learning_rate"]), arm["grouping"], int(arm["accumulation"])
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def test_each_arm_trains_for_its_budget_and_scores_the_held_out_demonstrations(c
     for arm in report["arms"]:
         assert arm["steps"] >= 1 and arm["seconds"] >= 3 and arm["held_out_nll"] > 0
         assert 0 <= arm["held_out_exact_turns"] <= 1
-    assert lines[1].startswith("constant lr 0.002 grouping on:") and "1.00x the first arm's" in lines[1]
+    assert lines[1].startswith("constant lr 0.002 grouping on accumulation 1:")
+    assert "1.00x the first arm's" in lines[1]
 
 
 def test_one_comparison_at_a_time():
@@ -44,3 +45,18 @@ def test_one_comparison_at_a_time():
                 "2e-3",
             ]
         )
+
+
+@pytest.mark.django_db
+def test_an_arm_in_full_sets_grouping_and_accumulation_together(capsys):
+    argv = ["--suite", str(SUITE), "--model", "tiny-random", "--budget", "2", "--train-per-task", "2"]
+    argv += ["--held-out-per-task", "1", "--arm", "grouping=off", "--arm", "grouping=on,accumulation=2"]
+    assert sft_bench.main(argv) == 0
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    arms = [(arm["schedule"], arm["grouping"], arm["accumulation"]) for arm in report["arms"]]
+    assert arms == [("linear", "off", 1), ("linear", "on", 2)]
+    with pytest.raises(SystemExit):
+        sft_bench.main(["--arm", "grouping=sometimes"])
+    with pytest.raises(SystemExit):
+        sft_bench.main(["--arm", "batch=4"])
