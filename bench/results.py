@@ -59,7 +59,7 @@ GRPO = [
     "--learning-rate",
     "1e-4",
 ]
-# SFT + GRPO: SFT for this share of the budget, GRPO for the rest.
+# SFT + GRPO: SFT for this share of the budget (--sft-share), GRPO for the rest.
 SFT_SHARE = 0.6
 # GRPO from the base: every reply starts with '{"method":"' (given, not sampled), so every reply is
 # a call. Without a prefix the prompted model answers in prose; given only '{"' it echoes the
@@ -88,6 +88,18 @@ def run(suite: str, config: str, args) -> Path:
     if out.exists() and not args.again:
         print(f"{out.name}: kept from an earlier run (--again to redo it)", flush=True)
         return out
+    command = train_command(suite, config, args)
+    print("$", " ".join(command[1:]), flush=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / f"{suite}-{config}.log", "w") as log:
+        subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
+    print(f"{out.name}: done", flush=True)
+    return out
+
+
+def train_command(suite: str, config: str, args) -> list[str]:
+    """The `manage.py train` command line of one run of ``config`` on ``suite``."""
+    out = RESULTS / f"{suite}-{config}.json"
     command = [sys.executable, "manage.py", "train", "--suite", suite, "--model", args.model, "--seed", "0"]
     command += SUITES[suite] + CONFIGS[config] + ["--json-out", str(out.relative_to(REPO)), "--no-progress"]
     command += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
@@ -98,15 +110,10 @@ def run(suite: str, config: str, args) -> Path:
             # the same greedy evaluation of the same base model: run it once
             command += ["--eval-before", str(base.relative_to(REPO))]
     if config == "sft+grpo":
-        command += ["--sft-budget", str(round(SFT_SHARE * args.budget))]
+        command += ["--sft-budget", str(round(args.sft_share * args.budget))]
     if args.device:
         command += ["--device", args.device]
-    print("$", " ".join(command[1:]), flush=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / f"{suite}-{config}.log", "w") as log:
-        subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
-    print(f"{out.name}: done", flush=True)
-    return out
+    return command
 
 
 def render(suites) -> str:
@@ -131,17 +138,18 @@ def render(suites) -> str:
         lines += [_setup(reports), ""]
         lines += [
             "| configuration | held-out reward | held-out success | training s | SFT epochs "
-            "| GRPO iterations |",
-            "|---|---|---|---|---|---|",
+            "| GRPO iterations | torch threads |",
+            "|---|---|---|---|---|---|---|",
         ]
         for config, report in reports.items():
             after = report["eval"]["after"]
             trained = report["iterations"][-1]["elapsed"] if report["iterations"] else 0.0
             epochs = max((e["epoch"] for e in report["iterations"] if e.get("phase") == "sft"), default=0)
             iterations = sum(e.get("phase") == "grpo" for e in report["iterations"])
+            threads = report["config"].get("torch_threads", "-")
             lines.append(
                 f"| {LABELS[config]} | {after['reward']:.3f} | {after['success']:.3f} "
-                f"| {trained:.0f} | {epochs:.3g} | {iterations} |"
+                f"| {trained:.0f} | {epochs:.3g} | {iterations} | {threads} |"
             )
         for config, report in reports.items():
             before = report["eval"]["before"]
@@ -335,6 +343,9 @@ def main(argv=None) -> int:
     parser.add_argument("--suite", action="append", choices=sorted(SUITES), help="default: both")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="default: all four")
     parser.add_argument("--budget", type=float, default=1800, help="training seconds per run")
+    parser.add_argument(
+        "--sft-share", type=float, default=SFT_SHARE, help="SFT + GRPO: the budget's share for SFT"
+    )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--device", default=None)
     parser.add_argument("--again", action="store_true", help="redo runs whose report exists")

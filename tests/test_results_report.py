@@ -1,7 +1,9 @@
 """bench/results.py turns `manage.py train` reports into docs/results.md: every figure comes from a
 report, and a configuration without a report is left out rather than invented."""
 
+import argparse
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,13 @@ SPEC.loader.exec_module(results)
 def report(algo, before, after, rewards):
     evaluation = lambda r: {"reward": r, "success": r / 2, "per_task": {"create-issue": {"reward": r}}}  # noqa: E731
     return {
-        "config": {"suite": "atlassian-core", "model": "smollm2-135m", "algo": algo, "time_budget": 60.0},
+        "config": {
+            "suite": "atlassian-core",
+            "model": "smollm2-135m",
+            "algo": algo,
+            "time_budget": 60.0,
+            "torch_threads": 2,
+        },
         "iterations": [
             (
                 {"phase": "sft", "epoch": 1.5}  # stopped by the budget halfway through its second epoch
@@ -56,8 +64,8 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     assert "before training: held-out reward 0.050" in text
     assert "--reply-prefix '{\"'" in text
     assert "SFT + GRPO: its own starting point" not in text  # shared the base evaluation
-    assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 |" in text
-    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 |" in text
+    assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 | 2 |" in text
+    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 | 2 |" in text
     assert "SFT + GRPO: after its SFT phase, held-out reward 0.810, success 0.500." in text
     assert "training budget 60 s a run" in text
     assert "| SFT only |" not in text and "Not run in this round: SFT only." in text  # no report, no row
@@ -87,3 +95,17 @@ def test_the_margin_target_compares_sft_and_grpo_with_sft_only_on_the_same_suite
     assert (
         "GRPO from the prompted base above the base: 0.000 against its own start 0.000, **not met**." in text
     )
+
+
+def test_a_run_alone_gets_every_core_and_sft_its_share_of_the_budget():
+    args = argparse.Namespace(model="smollm2-135m", jobs=1, budget=1800.0, sft_share=0.8, device=None)
+    command = results.train_command("atlassian-core", "sft+grpo", args)
+
+    def option(name):
+        return command[command.index(name) + 1]
+
+    assert option("--threads") == str(os.cpu_count())
+    assert option("--time-budget") == "1800.0" and option("--sft-budget") == "1440"
+    args.jobs, args.sft_share = 2, results.SFT_SHARE
+    command = results.train_command("jira-workflows", "sft+grpo", args)
+    assert option("--threads") == str(max(1, os.cpu_count() // 2)) and option("--sft-budget") == "1080"
