@@ -204,6 +204,20 @@ def in_process(template, calls, repeat, page_create):
     }
 
 
+def without_trace(template, calls, repeat, page_create):
+    """The mix again with the trace statement replaced by nothing: no call or change rows, and
+    none of the writes held for that statement (so most calls write nothing). Not a simulator
+    anyone could use; the ceiling that trimming the trace could ever reach on this machine."""
+    from unittest import mock
+
+    def no_trace(world, call, changes, held=(), reads=None):
+        if reads is not None:
+            reads.close()
+
+    with mock.patch("simulator.routing.write_call", no_trace):
+        return in_process(template, calls, repeat, page_create)
+
+
 def queries_per_kind(template, page_create, show_sql=False):
     """The SQL of each call type in a world whose configuration is loaded, on a connection that
     has made each call type once (deterministic)."""
@@ -386,6 +400,9 @@ def main():
     parser.add_argument("--http-calls", type=int, default=210, help="HTTP calls (0 to skip)")
     parser.add_argument("--forks", type=int, default=15, help="forks timed")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--without-trace", action="store_true", help="also the mix without the trace statement (a ceiling)"
+    )
     parser.add_argument("--show-sql", action="store_true", help="print each call type's SQL to stderr")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db-name", help=argparse.SUPPRESS)
@@ -412,6 +429,8 @@ def main():
         out["fork"] = fork_times(template, args.forks)
         out["queries_per_call"] = queries_per_kind(template, page_create, args.show_sql)
         out["in_process"] = in_process(template, args.calls, args.repeat, page_create)
+        if args.without_trace:
+            out["in_process_without_trace"] = without_trace(template, args.calls, args.repeat, page_create)
         out["floor"] = floor(max(args.calls, 500))
         if args.http_calls:
             out["http"] = over_http(template, db.name, args.http_calls, page_create)
@@ -448,6 +467,10 @@ def print_report(out):
         ms = ip["ms_per_kind"].get(kind)
         print(f"  {kind:<22} {n:>3}" + (f"   {ms:7.2f} ms median" if ms is not None else ""))
     print(f"\nin-process mix: {ip['calls_per_s']:.0f} calls/s (runs {ip['runs']})")
+    if "in_process_without_trace" in out:
+        bare = out["in_process_without_trace"]
+        print(f"  without the trace statement (a ceiling): {bare['calls_per_s']:.0f} calls/s ", end="")
+        print(f"(runs {bare['runs']})")
     print(f"  floor: SELECT 1 {fl['select1_per_s']:.0f}/s, ", end="")
     print(f"one-row write transaction {fl['write_commits_per_s']:.0f}/s")
     r = out["ratios"]
