@@ -123,14 +123,14 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=600, help="training seconds per arm")
     parser.add_argument("--schedule", action="append", help="default: constant and linear")
     parser.add_argument("--learning-rate", type=float, action="append", help="default: 2e-3")
-    parser.add_argument("--grouping", choices=["on", "off"], action="append", help="default: on")
+    parser.add_argument("--grouping", choices=["on", "off"], action="append", help="default: off")
     parser.add_argument("--train-per-task", type=int, default=20, help="train variants per task")
     parser.add_argument("--held-out-per-task", type=int, default=2, help="test variants per task")
     parser.add_argument("--model", default="smollm2-135m", help="smollm2-135m or tiny-random (tests)")
     parser.add_argument("--arm-schedule", help=argparse.SUPPRESS)
     parser.add_argument("--arm-rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--arm", action="append", help="an arm in full: e.g. grouping=on,accumulation=2")
-    parser.add_argument("--arm-grouping", default="on", help=argparse.SUPPRESS)
+    parser.add_argument("--arm-grouping", default="off", help=argparse.SUPPRESS)
     parser.add_argument("--arm-accumulation", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--demonstrations", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     else:
         schedules = args.schedule or ["constant", "linear"]
         rates = args.learning_rate or [2e-3]
-        groupings = args.grouping or ["on"]
+        groupings = args.grouping or ["off"]
         if sum(len(varied) > 1 for varied in (schedules, rates, groupings)) > 1:
             parser.error("vary one of the schedule, the learning rate and the grouping, not several")
         arms = [(s, r, g, 1) for s in schedules for r in rates for g in groupings]
@@ -189,8 +189,8 @@ def main(argv=None) -> int:
 
 def _arm(spec: str) -> tuple[str, float, str, int]:
     """(schedule, learning rate, grouping, accumulation) of an --arm such as
-    ``grouping=on,accumulation=2``; what it leaves out is the default (linear, 2e-3, on, 1)."""
-    arm = {"schedule": "linear", "learning_rate": "2e-3", "grouping": "on", "accumulation": "1"}
+    ``grouping=on,accumulation=2``; what it leaves out is the default (linear, 2e-3, off, 1)."""
+    arm = {"schedule": "linear", "learning_rate": "2e-3", "grouping": "off", "accumulation": "1"}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
         if key.strip() not in arm or not value:

@@ -21,13 +21,13 @@ def test_each_arm_trains_for_its_budget_and_scores_the_held_out_demonstrations(c
     lines = capsys.readouterr().out.strip().splitlines()
     report = json.loads(lines[-1])
     assert [(arm["schedule"], arm["learning_rate"], arm["grouping"]) for arm in report["arms"]] == [
-        ("constant", 2e-3, "on"),
-        ("linear", 2e-3, "on"),
+        ("constant", 2e-3, "off"),
+        ("linear", 2e-3, "off"),
     ]
     for arm in report["arms"]:
         assert arm["steps"] >= 1 and arm["seconds"] >= 3 and arm["held_out_nll"] > 0
         assert 0 <= arm["held_out_exact_turns"] <= 1
-    assert lines[1].startswith("constant lr 0.002 grouping on accumulation 1:")
+    assert lines[1].startswith("constant lr 0.002 grouping off accumulation 1:")
     assert "1.00x the first arm's" in lines[1]
 
 
