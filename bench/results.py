@@ -204,11 +204,14 @@ def _targets(every: dict) -> list[str]:
     lines = ["## Targets", ""]
     both = reward("atlassian-core", "sft+grpo")
     if both is not None:
-        budget = every["atlassian-core"]["sft+grpo"]["config"].get("time_budget") or 0
-        ok = both >= TARGET_REWARD and budget <= TARGET_SECONDS
+        run = every["atlassian-core"]["sft+grpo"]
+        budget = run["config"].get("time_budget") or 0
+        trained = run["iterations"][-1]["elapsed"] if run["iterations"] else 0.0
+        ok = both >= TARGET_REWARD and max(budget, trained) <= TARGET_SECONDS
         lines.append(
             f"- (a) atlassian-core, SFT + GRPO at least {TARGET_REWARD} held-out reward within "
-            f"{TARGET_SECONDS // 60} minutes: {both:.3f} after {budget:.0f} s, {verdict(ok)}."
+            f"{TARGET_SECONDS // 60} minutes: {both:.3f} after {trained:.0f} s of training "
+            f"(budget {budget:.0f} s), {verdict(ok)}."
         )
     both, sft = reward("jira-workflows", "sft+grpo"), reward("jira-workflows", "sft")
     if both is not None and sft is not None:
@@ -242,7 +245,8 @@ def _setup(reports: dict) -> str:
         f"{first.get('test_variants_used')} held-out episodes (greedy), "
         f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
         f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
-        "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration begun within it runs to its end); "
+        "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun, and "
+        "since 2026-11-28 none begins that the iterations before it say would end past the budget); "
         f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs."
     )

@@ -539,8 +539,9 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
         def training_seconds() -> float:
             return time.perf_counter() - training_started - eval_seconds[0]
 
-        def out_of_time() -> bool:
-            return config.time_budget is not None and training_seconds() >= config.time_budget
+        def out_of_time(ahead: float = 0.0) -> bool:
+            """Whether the budget is spent, or would be ``ahead`` seconds from now."""
+            return config.time_budget is not None and training_seconds() + ahead >= config.time_budget
 
         def record(entry: dict) -> None:
             index = len(report["iterations"]) + 1
@@ -559,7 +560,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             if config.uses_grpo:
                 report["eval"]["after_sft"] = run_eval("after SFT")
         if config.uses_grpo:
-            grpo_phase(policy, train, settings, config, record, out_of_time)
+            grpo_phase(policy, train, settings, config, record, out_of_time, training_seconds)
         report["eval"]["after"] = run_eval("after")
     if config.checkpoint_out:
         from trainer.checkpoints import save_checkpoint
@@ -646,17 +647,29 @@ def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time, e
 
 
 def grpo_phase(
-    policy: Policy, train: Sequence, settings: RolloutSettings, config: TrainConfig, record, out_of_time
+    policy: Policy,
+    train: Sequence,
+    settings: RolloutSettings,
+    config: TrainConfig,
+    record,
+    out_of_time,
+    elapsed,
 ):
     """``config.iterations`` GRPO iterations: each samples ``group_size`` episodes of
-    ``tasks_per_iteration`` train variants (a seeded shuffle, cycled) and updates once."""
+    ``tasks_per_iteration`` train variants (a seeded shuffle, cycled) and updates once.
+
+    An iteration cannot stop halfway (its update needs its groups), so none begins that the
+    iterations so far say would end past the budget: ``out_of_time(ahead)`` is asked with their
+    mean training seconds (``elapsed()`` before and after each)."""
     grpo = config.grpo()
     policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
     rng = random.Random(config.seed)  # noqa: S311 - a reproducible order, not a secret
     order: list = []
+    durations: list[float] = []
     for _iteration in range(config.iterations):
-        if out_of_time():
+        if out_of_time(sum(durations) / len(durations) if durations else 0.0):
             break
+        began = elapsed()
         chosen = []
         while len(chosen) < min(config.tasks_per_iteration, len(train)):
             if not order:
@@ -674,3 +687,4 @@ def grpo_phase(
             variants=[v.key for v in chosen],
         )
         record({"phase": "grpo", **metrics})
+        durations.append(elapsed() - began)

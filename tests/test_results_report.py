@@ -74,7 +74,7 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     # The targets, from the reports: (b) needs both jira-workflows runs, so it is left out.
     assert (
         "- (a) atlassian-core, SFT + GRPO at least 0.95 held-out reward within 30 minutes: "
-        "0.960 after 60 s, **met**." in text
+        "0.960 after 20 s of training (budget 60 s), **met**." in text
     )
     assert "(b)" not in text
     assert (

@@ -248,3 +248,35 @@ def test_bf16_weights_train_a_float32_adapter_against_recomputed_old_logprobs(tm
     assert (
         dtypes == {torch.float32} and next(policy.model.get_base_model().parameters()).dtype == torch.bfloat16
     )
+
+
+def test_grpo_begins_no_iteration_its_iterations_so_far_say_would_end_past_the_budget(monkeypatch):
+    # An iteration runs to its end once begun; the budget is 200 s and each iteration takes 60.
+    from types import SimpleNamespace
+
+    from experiments import training
+
+    clock = [0.0]
+
+    def sample(policy, chosen, group_size, settings, keep_worlds=False):
+        clock[0] += 45.0
+        return [[] for _ in chosen]
+
+    def update(policy, groups, config):
+        clock[0] += 15.0
+        return {"tokens_generated": 0}
+
+    monkeypatch.setattr(training, "sample_groups", sample)
+    monkeypatch.setattr(training, "train_step", update)
+    monkeypatch.setattr(training, "make_optimizer", lambda *args: None)
+    config = TrainConfig(algo="grpo", iterations=10, time_budget=200.0)
+    entries = []
+    train_variants = [SimpleNamespace(key=f"v{i}") for i in range(3)]
+
+    def out_of_time(ahead=0.0):
+        return clock[0] + ahead >= config.time_budget
+
+    policy = SimpleNamespace(model=None, optimizer=None)
+    training.grpo_phase(policy, train_variants, None, config, entries.append, out_of_time, lambda: clock[0])
+    # Began at 0, 60 and 120; at 180 the mean of 60 s would end at 240, past 200.
+    assert len(entries) == 3 and clock[0] == 180.0

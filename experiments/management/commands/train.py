@@ -154,7 +154,12 @@ class Command(BaseCommand):
             default=defaults.tool_docs,
             help="endpoints in the system prompt",
         )
-        add("--time-budget", type=float, default=None, help="seconds of training before stopping early")
+        add(
+            "--time-budget",
+            type=float,
+            default=None,
+            help="seconds of training before stopping early (GRPO begins no iteration expected to overrun)",
+        )
         add(
             "--sft-budget",
             type=float,
