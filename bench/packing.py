@@ -43,7 +43,7 @@ def oracle_episodes(suite: str, per_task: int, tokenizer):
         for text, observation in transcript.turns:
             prompt = turn_prompt(tokenizer, system, transcript.instruction, episode.turns)
             completion = [*tokenizer.encode(text), end]
-            shown = render_observation(observation, tokenizer, 256) if observation else ""
+            shown = render_observation(observation, tokenizer) if observation else ""
             action = parse_action(text)
             logprobs = [0.0] * len(completion)
             turn = Turn(prompt, completion, logprobs, text, action, observation, shown, "eos", 0.0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainer.prompts import OBSERVATION_TOKENS
+
 INT, FLOAT, CHOICE, LIST = "int", "float", "choice", "list"
 
 
@@ -93,7 +95,14 @@ FIELDS = [
         choices=("all", "attention"),
     ),
     Field("max_new_tokens", INT, 192, "new tokens per turn (JSON bodies need 100+)", 1, 4096),
-    Field("observation_tokens", INT, 256, "tokens of each observation shown to the model", 16, 8192),
+    Field(
+        "observation_tokens",
+        INT,
+        OBSERVATION_TOKENS,
+        "tokens of each observation shown to the model",
+        16,
+        8192,
+    ),
     Field("inner_epochs", INT, 1, "PPO-style passes over each iteration's episodes", 1, 16),
     Field("micro_batch_size", INT, 8, "sequences per forward/backward pass", 1, 256),
     Field(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from celery import chord
 
 from experiments.tasks import rollout_probe, train_probe
+from trainer.prompts import OBSERVATION_TOKENS
 
 
 def run_worker_check(rollouts=4, timeout=60):
@@ -133,7 +134,7 @@ def demonstration_records(
     tasks=(),
     per_task=None,
     tool_docs="families",
-    observation_tokens=256,
+    observation_tokens=OBSERVATION_TOKENS,
 ):
     """(records, skipped): each variant's oracle as the chat an SFT run trains on, one JSON-able
     record per variant that scores 1.0: ``{"suite", "task", "variant", "split", "messages",

@@ -35,7 +35,7 @@ from trainer.evaluate import evaluate
 from trainer.generation import SamplingSettings, TransformersBackend
 from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
 from trainer.models import DEFAULT_MODEL, LORA_MODULES, LoraSettings, add_lora, load_base_model
-from trainer.prompts import build_messages, render_observation, system_prompt
+from trainer.prompts import OBSERVATION_TOKENS, build_messages, render_observation, system_prompt
 from trainer.rollout import Episode, RolloutSettings, run_episodes
 from trainer.sft import SCHEDULES, SFTConfig, encode_demonstration, sft_train
 
@@ -80,7 +80,7 @@ class TrainConfig:
     top_p: float = 1.0
     max_new_tokens: int = 192
     reply_prefix: str = ""  # text every reply starts with, given rather than sampled (e.g. '{"')
-    observation_tokens: int = 256
+    observation_tokens: int = OBSERVATION_TOKENS
     beta: float = 0.0
     inner_epochs: int = 1
     micro_batch_size: int = 8
@@ -317,7 +317,9 @@ def demonstrations(spec, split: str = "train", *, tasks: Sequence[str] = (), per
     return kept, skipped
 
 
-def transcript_messages(transcript, system: str, tokenizer, observation_tokens: int = 256) -> list[dict]:
+def transcript_messages(
+    transcript, system: str, tokenizer, observation_tokens: int = OBSERVATION_TOKENS
+) -> list[dict]:
     """A transcript as chat messages, exactly as the agent loop renders an episode: system,
     instruction, then each action (assistant) and its observation (user); the final action has
     none and ends the chat."""

@@ -2,8 +2,8 @@
 
 A conversation is: system (rules + the endpoints the suite uses), user (the instruction), then per
 turn an assistant message (the JSON action the model wrote) and a user message (the observation:
-status code and a JSON body cut to a token budget). It goes through the tokenizer's own chat
-template, so any chat model reads it in its native format.
+status code and the JSON body, links left out, cut to a token budget). It goes through the
+tokenizer's own chat template, so any chat model reads it in its native format.
 
 The system prompt is the same for every task of a suite and is encoded for every sample, turn and
 update, so it is kept terse: one line per endpoint, bodies as skeletons.
@@ -134,8 +134,34 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def render_observation(observation: Observation, tokenizer, max_tokens: int = 256) -> str:
-    """The user message for an observation: `Status 200` then the compact JSON body.
+# How many tokens of an observation's body the model is shown (`render_observation`).
+OBSERVATION_TOKENS = 384
+
+# Keys of an Atlassian response that only point elsewhere or decorate: the object's own URL
+# (`self`, which carries the world's slug, so it differs between episodes), avatar and icon URLs,
+# and the hints of what else could be expanded. An agent acts on none of them, and they were most
+# of a response's tokens: cut to a budget, an issue's assignee lost its name behind four avatar
+# URLs, a transition list its third transition, a page its body. `_links` keeps its `next` (the
+# cursor of the next page of results); everything else is shown as the API returned it.
+LINK_KEYS = frozenset({"self", "avatarUrls", "iconUrl", "expand", "_expandable", "_links"})
+
+
+def agent_view(body: Any) -> Any:
+    """`body` without the `LINK_KEYS` at any depth (`_links` reduced to its `next`, if any)."""
+    if isinstance(body, list):
+        return [agent_view(item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    view = {key: agent_view(value) for key, value in body.items() if key not in LINK_KEYS}
+    links = body.get("_links")
+    if isinstance(links, dict) and links.get("next"):
+        view["_links"] = {"next": links["next"]}
+    return view
+
+
+def render_observation(observation: Observation, tokenizer, max_tokens: int = OBSERVATION_TOKENS) -> str:
+    """The user message for an observation: `Status 200` then the compact JSON of the body's
+    `agent_view`.
 
     A body longer than `max_tokens` tokens is cut to that many and marked
     `...[truncated, N more tokens]` so the model knows it did not see everything.
@@ -144,7 +170,7 @@ def render_observation(observation: Observation, tokenizer, max_tokens: int = 25
     body = observation.body
     if body is None or body == "":
         return head
-    text = body if isinstance(body, str) else compact_json(body)
+    text = body if isinstance(body, str) else compact_json(agent_view(body))
     ids = tokenizer.encode(text, add_special_tokens=False)
     if len(ids) > max_tokens:
         text = tokenizer.decode(ids[:max_tokens]) + f"...[truncated, {len(ids) - max_tokens} more tokens]"

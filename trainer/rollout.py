@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from trainer.generation import GenerationBackend, SamplingSettings, TurnCache
 from trainer.parsing import ParsedAction, parse_action
-from trainer.prompts import Observation, build_messages, encode_prompt, render_observation
+from trainer.prompts import OBSERVATION_TOKENS, Observation, build_messages, encode_prompt, render_observation
 
 __all__ = [
     "Environment",
@@ -107,7 +107,7 @@ class RolloutSettings:
     """Agent-loop limits and per-turn sampling."""
 
     max_turns: int = 8
-    observation_tokens: int = 256
+    observation_tokens: int = OBSERVATION_TOKENS
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
 
 

@@ -43,7 +43,8 @@ def demos(tmp_path):
 
 def same_start(observation, demonstrated, chars=200):
     """Whether two observation texts begin alike once the episodes' world slugs (``acme-<10
-    hex>``, in self links) are set aside; past that, a slug's tokens move the 256-token cut."""
+    hex>``, in any URL a body still carries) are set aside; past that, a slug's tokens would move
+    the token cut."""
 
     def unslugged(text):
         return re.sub(r"\bacme-[0-9a-f]{10}\b", "W", text)[:chars]

@@ -99,6 +99,68 @@ def test_an_observation_shows_status_and_compact_json(tokenizer):
     assert text == 'Status 200\n{"key":"OPS-1","fields":{"labels":["a"]}}'
 
 
+def test_an_observation_leaves_out_links_avatars_and_expand_hints(tokenizer):
+    url = "http://127.0.0.1:8000/sim/acme-0123456789/rest/api/3"
+    body = {
+        "expand": "renderedFields,names",
+        "self": f"{url}/issue/10001",
+        "key": "OPS-1",
+        "fields": {
+            "assignee": {
+                "self": f"{url}/user?accountId=a1",
+                "accountId": "a1",
+                "avatarUrls": {"48x48": f"{url}/avatar/48"},
+                "displayName": "Ada Lovelace",
+            },
+            "status": {"self": f"{url}/status/1", "iconUrl": f"{url}/icon.png", "name": "Done"},
+        },
+    }
+    text = render_observation(Observation(200, body), tokenizer)
+    assert text == (
+        'Status 200\n{"key":"OPS-1","fields":{"assignee":{"accountId":"a1","displayName":"Ada Lovelace"},'
+        '"status":{"name":"Done"}}}'
+    )
+
+
+def test_a_confluence_list_keeps_the_cursor_of_its_next_page(tokenizer):
+    body = {
+        "results": [{"id": "1", "title": "Home", "_links": {"webui": "/spaces/ENG/pages/1"}}],
+        "_links": {"next": "/wiki/api/v2/pages?cursor=abc", "base": "http://127.0.0.1:8000/sim/w/wiki"},
+    }
+    text = render_observation(Observation(200, body), tokenizer)
+    assert text.split("\n", 1)[1] == (
+        '{"results":[{"id":"1","title":"Home"}],"_links":{"next":"/wiki/api/v2/pages?cursor=abc"}}'
+    )
+
+
+def test_a_transition_list_fits_the_default_budget_whole(tokenizer):
+    """Three transitions with their target statuses, as the simulator answers them: before links
+    were left out, the third was past the cut and the model could not see its id."""
+    url = "http://127.0.0.1:8000/sim/acme-0123456789/rest/api/3"
+    transitions = [
+        {
+            "id": str(11 + 10 * i),
+            "name": name,
+            "to": {
+                "self": f"{url}/status/1000{i}",
+                "description": "",
+                "iconUrl": f"{url}/images/icons/statuses/generic.png",
+                "name": name,
+                "id": f"1000{i}",
+                "statusCategory": {"self": f"{url}/statuscategory/{i}", "id": i, "key": "new", "name": name},
+            },
+            "hasScreen": False,
+            "isGlobal": True,
+            "fields": {},
+        }
+        for i, name in enumerate(["To Do", "In Progress", "Done"])
+    ]
+    text = render_observation(
+        Observation(200, {"expand": "transitions", "transitions": transitions}), tokenizer
+    )
+    assert "truncated" not in text and '{"id":"31","name":"Done"' in text
+
+
 def test_a_format_error_observation_shows_the_message(tokenizer):
     assert (
         render_observation(Observation(None, "No JSON object found."), tokenizer)
