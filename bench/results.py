@@ -248,8 +248,33 @@ def _setup(reports: dict) -> str:
         "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun, and "
         "since 2026-11-28 none begins that the iterations before it say would end past the budget); "
         f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
-        f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs."
+        f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs. "
+        + _observations(reports)
     )
+
+
+def _observations(reports: dict) -> str:
+    """What the runs showed the model of each response: since 2026-11-28 (384 tokens) without
+    links, avatar and icon URLs; before (256 tokens) whole, which cut off what some tasks need."""
+    shown = {}
+    for name, report in reports.items():
+        shown.setdefault(report["config"].get("observation_tokens"), []).append(LABELS[name])
+    if len(shown) == 1:
+        (tokens,) = shown
+        return f"Observations: {_observation_view(tokens)}."
+    return (
+        "Observations: "
+        + "; ".join(
+            f"{', '.join(names)}: {_observation_view(tokens)}" for tokens, names in sorted(shown.items())
+        )
+        + "."
+    )
+
+
+def _observation_view(tokens) -> str:
+    if tokens == 256:
+        return "the response whole, links and avatar URLs included, cut to 256 tokens (before 2026-11-28)"
+    return f"the response without links, avatar and icon URLs and expand hints, cut to {tokens} tokens"
 
 
 def _trained_seconds(report: dict) -> float:

@@ -14,6 +14,8 @@ What it measures, each against a baseline taken in the same run:
   page create) through ``SimClient``, one world per repetition, median of the repetitions; the
   floor is a loop of ``SELECT 1`` round trips and a loop of one-row write transactions, so the
   ratio says how many round trips / commits a call costs;
+- with ``--in-flight N``, the same mix on N worlds at once in the one process, a thread and a
+  connection each (one world's Python runs while another's call waits on the database);
 - the SQL queries of each call type (CaptureQueriesContext, after the world's configuration is
   loaded: deterministic);
 - HTTP calls/s of the same mix against a server started here (wsgiref, one thread, Basic auth),
@@ -178,23 +180,11 @@ def page_create_served():
 
 def in_process(template, calls, repeat, page_create):
     """calls/s of the mix (median of ``repeat`` fresh worlds) and the median ms of each kind."""
-    from simulator.client import SimClient
-
     rates, per_kind, statuses = [], {k: [] for k in MIX}, {}
     for _ in range(repeat):
-        world, user, space_id = fresh_world(template)
-        client = SimClient(world, user)
-        mix = Mix(world, space_id, page_create)
-        client.get(f"{V3}/priority")  # the world's configuration, loaded once per world
+        client, mix = _ready(template, page_create)
         started = time.perf_counter()
-        for i in range(calls):
-            kind = mix.kinds[i % len(mix.kinds)]
-            method, path, params, body = mix.request(kind)
-            t0 = time.perf_counter()
-            r = client.request(method, path, params=params, json=body)
-            per_kind[kind].append(time.perf_counter() - t0)
-            statuses.setdefault(kind, set()).add(r.status_code)
-            mix.seen(kind, r.status_code, r.json() if r.text else None)
+        _work(client, mix, calls, per_kind, statuses)
         rates.append(calls / (time.perf_counter() - started))
     return {
         "calls_per_s": statistics.median(rates),
@@ -202,6 +192,59 @@ def in_process(template, calls, repeat, page_create):
         "ms_per_kind": {k: round(statistics.median(v) * 1000, 3) for k, v in per_kind.items() if v},
         "statuses": {k: sorted(v) for k, v in statuses.items()},
     }
+
+
+def in_flight(template, calls, repeat, page_create, worlds):
+    """calls/s of the mix with ``worlds`` worlds worked at once in this one process, each on a
+    thread (and a database connection) of its own, so that one world's Python runs while another's
+    call waits on the database: several episodes a worker, one call each in flight. Median of
+    ``repeat``; every world makes ``calls`` calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def work(client_and_mix):
+        try:
+            _work(*client_and_mix, calls, {k: [] for k in MIX}, statuses)
+        finally:
+            connection.close()  # this thread's own
+
+    rates, statuses = [], {}
+    for _ in range(repeat):
+        ready = [_ready(template, page_create) for _ in range(worlds)]
+        with ThreadPoolExecutor(worlds) as pool:
+            started = time.perf_counter()
+            list(pool.map(work, ready))  # raises what a thread raised
+        rates.append(worlds * calls / (time.perf_counter() - started))
+    return {
+        "worlds": worlds,
+        "calls_per_s": statistics.median(rates),
+        "runs": [round(r, 1) for r in rates],
+        "statuses": {k: sorted(v) for k, v in statuses.items()},
+    }
+
+
+def _ready(template, page_create):
+    """(client, mix) on a fresh fork, its configuration loaded (once per world)."""
+    from simulator.client import SimClient
+
+    world, user, space_id = fresh_world(template)
+    client = SimClient(world, user)
+    client.get(f"{V3}/priority")
+    return client, Mix(world, space_id, page_create)
+
+
+def _work(client, mix, calls, per_kind, statuses):
+    """``calls`` calls of the mix, each call's seconds into ``per_kind`` and status into
+    ``statuses``."""
+    for i in range(calls):
+        kind = mix.kinds[i % len(mix.kinds)]
+        method, path, params, body = mix.request(kind)
+        t0 = time.perf_counter()
+        r = client.request(method, path, params=params, json=body)
+        per_kind[kind].append(time.perf_counter() - t0)
+        statuses.setdefault(kind, set()).add(r.status_code)
+        mix.seen(kind, r.status_code, r.json() if r.text else None)
 
 
 def without_trace(template, calls, repeat, page_create):
@@ -403,6 +446,13 @@ def main():
     parser.add_argument(
         "--without-trace", action="store_true", help="also the mix without the trace statement (a ceiling)"
     )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also the mix on N worlds at once, a thread each",
+    )
     parser.add_argument("--show-sql", action="store_true", help="print each call type's SQL to stderr")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db-name", help=argparse.SUPPRESS)
@@ -431,6 +481,8 @@ def main():
         out["in_process"] = in_process(template, args.calls, args.repeat, page_create)
         if args.without_trace:
             out["in_process_without_trace"] = without_trace(template, args.calls, args.repeat, page_create)
+        if args.in_flight:
+            out["in_flight"] = in_flight(template, args.calls, args.repeat, page_create, args.in_flight)
         out["floor"] = floor(max(args.calls, 500))
         if args.http_calls:
             out["http"] = over_http(template, db.name, args.http_calls, page_create)
@@ -471,6 +523,10 @@ def print_report(out):
         bare = out["in_process_without_trace"]
         print(f"  without the trace statement (a ceiling): {bare['calls_per_s']:.0f} calls/s ", end="")
         print(f"(runs {bare['runs']})")
+    if "in_flight" in out:
+        many = out["in_flight"]
+        print(f"  {many['worlds']} worlds at once, a thread each: {many['calls_per_s']:.0f} calls/s ", end="")
+        print(f"(runs {many['runs']})")
     print(f"  floor: SELECT 1 {fl['select1_per_s']:.0f}/s, ", end="")
     print(f"one-row write transaction {fl['write_commits_per_s']:.0f}/s")
     r = out["ratios"]

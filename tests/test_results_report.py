@@ -109,3 +109,20 @@ def test_a_run_alone_gets_every_core_and_sft_its_share_of_the_budget():
     args.jobs, args.sft_share = 2, results.SFT_SHARE
     command = results.train_command("jira-workflows", "sft+grpo", args)
     assert option("--threads") == str(max(1, os.cpu_count() // 2)) and option("--sft-budget") == "1080"
+
+
+def test_the_setup_says_what_each_run_showed_the_model_of_a_response(reports):
+    base = report("eval", 0.08, 0.08, [])
+    base["config"]["observation_tokens"] = 384
+    sft = report("sft", 0.08, 0.9, [0.5])
+    sft["config"]["observation_tokens"] = 256
+    write(reports, "atlassian-core-base.json", base)
+    write(reports, "atlassian-core-sft.json", sft)
+
+    page = results.render(["atlassian-core"])
+
+    assert "SFT only: the response whole, links and avatar URLs included, cut to 256 tokens" in page
+    assert (
+        "prompted base: the response without links, avatar and icon URLs and expand hints, cut to 384 tokens."
+        in page
+    )
