@@ -37,9 +37,11 @@ LOGS = VAR / "results"
 DOC = REPO / "docs" / "results.md"
 
 # Options shared by a suite's runs: the same demonstrations (every train variant the suite draws)
-# and the same held-out variants. bf16 weights (float32 adapter): an SFT step of 4 demonstrations
-# took 14.0 s against 19.1 s in float32 on this CPU (avx512_bf16), 1 thread.
-SHARED = ["--train-variants", "20", "--tool-docs", "used", "--dtype", "bf16", "--lora-modules", "all"]
+# and the same held-out variants. The weights' dtype is "auto": bf16 where the CPU does it in
+# hardware (an SFT step of 4 demonstrations took 14.0 s against 19.1 s in float32 on an
+# avx512_bf16 EPYC, 1 thread), float32 elsewhere (on an AVX2-only EPYC, emulated bf16 SFT ran
+# 0.74 trained tokens/s: 6 steps in 30 minutes).
+SHARED = ["--train-variants", "20", "--tool-docs", "used", "--dtype", "auto", "--lora-modules", "all"]
 SUITES = {
     "atlassian-core": [*SHARED, "--eval-variants", "3"],
     "jira-workflows": [*SHARED, "--eval-variants", "2"],

@@ -34,7 +34,15 @@ from experiments.solvers import SolverError
 from trainer.evaluate import evaluate
 from trainer.generation import SamplingSettings, TransformersBackend
 from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
-from trainer.models import DEFAULT_MODEL, LORA_MODULES, LoraSettings, add_lora, load_base_model
+from trainer.models import (
+    DEFAULT_MODEL,
+    LORA_MODULES,
+    LoraSettings,
+    add_lora,
+    load_base_model,
+    pick_device,
+    pick_dtype,
+)
 from trainer.prompts import OBSERVATION_TOKENS, build_messages, render_observation, system_prompt
 from trainer.rollout import Episode, RolloutSettings, run_episodes
 from trainer.sft import SCHEDULES, SFTConfig, encode_demonstration, sft_train
@@ -459,6 +467,11 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
     "summary"}) and ``"step"`` (one entry of ``iterations``).
     """
     config.check()
+    # "auto" becomes what this machine runs (bf16 only where the CPU or GPU does it in hardware:
+    # emulated bf16 on a CPU without it was 50x slower than float32), so that the report, the
+    # shared evaluation's check and GRPO's log-prob recompute all see the dtype that ran.
+    dtype = pick_dtype(pick_device(config.device), config.dtype)
+    config = replace(config, dtype="bf16" if dtype == torch.bfloat16 else "float32")
     progress = progress or _quiet
     started = time.perf_counter()
     spec = load_suite_spec(config.suite)

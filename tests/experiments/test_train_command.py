@@ -250,6 +250,21 @@ def test_bf16_weights_train_a_float32_adapter_against_recomputed_old_logprobs(tm
     )
 
 
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_dtype_runs_and_reports_bf16_only_on_a_cpu_that_does_it_in_hardware(
+    tmp_path, monkeypatch, has_bf16
+):
+    monkeypatch.setattr("trainer.models.cpu_has_bf16", lambda: has_bf16)
+    report = train(tmp_path, "--algo", "eval", "--dtype", "auto", "--device", "cpu")
+    assert report["config"]["dtype"] == ("bf16" if has_bf16 else "float32")
+
+
+def test_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("experiments.management.commands.train.cpu_has_bf16", lambda: False)
+    train(tmp_path, "--algo", "eval", "--dtype", "bf16", "--device", "cpu")
+    assert "no bf16 instructions" in capsys.readouterr().err
+
+
 def test_grpo_begins_no_iteration_its_iterations_so_far_say_would_end_past_the_budget(monkeypatch):
     # An iteration runs to its end once begun; the budget is 200 s and each iteration takes 60.
     from types import SimpleNamespace
