@@ -242,6 +242,7 @@ def _setup(reports: dict) -> str:
     first = configs[0]
     budgets = sorted({c["time_budget"] for c in configs if c.get("time_budget")})
     threads = sorted({c.get("torch_threads") for c in configs})
+    dtypes = "/".join(sorted({c.get("dtype", "float32") for c in configs}))
     demos = max(c.get("demonstrations", 0) for c in configs)
     return (
         f"{first.get('test_variants_used')} held-out episodes (greedy), "
@@ -249,7 +250,7 @@ def _setup(reports: dict) -> str:
         f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
         "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun, and "
         "since 2026-11-28 none begins that the iterations before it say would end past the budget); "
-        f"{first.get('dtype', 'float32')} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
+        f"{dtypes} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs. "
         + _observations(reports)
     )
