@@ -203,13 +203,14 @@ def in_flight(template, calls, repeat, page_create, worlds):
 
     from django.db import connection
 
+    rates, statuses = [], {}
+
     def work(client_and_mix):
         try:
             _work(*client_and_mix, calls, {k: [] for k in MIX}, statuses)
         finally:
             connection.close()  # this thread's own
 
-    rates, statuses = [], {}
     for _ in range(repeat):
         ready = [_ready(template, page_create) for _ in range(worlds)]
         with ThreadPoolExecutor(worlds) as pool:
