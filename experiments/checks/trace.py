@@ -4,8 +4,9 @@ Call patterns: ``"POST /rest/api/3/issue/{key}/transitions"`` or a mapping of ``
 (one or a list; ``*`` any), ``path``, ``query`` and ``body`` (subsets the call must hold) and
 ``status`` (``2xx`` (the default for calls that must happen), ``4xx``, ``error``, ``any`` or a
 number). In paths ``/rest/api/2``, ``/3`` and ``/latest`` are alike, ``{name}`` is any one
-segment, ``*`` any run of characters within a segment, ``**`` any number of segments, and an
-issue key also matches that issue's id.
+segment, ``*`` any run of characters within a segment, ``**`` any number of segments (none
+too: ``/issue/OPS-1/**`` is the issue and everything under it), and an issue key also matches
+that issue's id.
 """
 
 import fnmatch
@@ -124,12 +125,12 @@ def compile_patterns(facts, patterns):
         parts = []
         for i, seg in enumerate(segs):
             if seg == "**":
-                parts.append(".*")
+                parts.append("(?:/.*)?")  # none, one or several segments
             elif i == 2 and segs[:2] == ["rest", "api"]:
-                parts.append("(?:2|3|latest)")  # REST versions are alike
+                parts.append("/(?:2|3|latest)")  # REST versions are alike
             else:
-                parts.append(_segment(seg, aliases))
-        p.regex = re.compile("^/" + "/".join(parts) + "/?$")
+                parts.append("/" + _segment(seg, aliases))
+        p.regex = re.compile("^" + "".join(parts) + "/?$")
     return patterns
 
 

@@ -47,6 +47,14 @@ def test_called_counts_only_successful_calls_unless_told(w):
     assert check(w.world, "called", {"method": "POST", "path": "/rest/**/transitions", "status": 400}).passed
 
 
+def test_double_star_matches_no_segment_as_well_as_several(w):
+    # "GET the issue or anything under it": the transitions read counts, and so would the issue's
+    assert check(w.world, "called", {"call": "GET /rest/api/3/issue/OPS-1/**"}).passed
+    w.trace.call("GET", "/rest/api/3/issue/OPS-1")
+    assert check(w.world, "called", {"call": "GET /rest/api/3/issue/OPS-1/**", "min": 2}).passed
+    assert not check(w.world, "called", {"call": "GET /rest/api/3/issue/OPS-2/**"}).passed
+
+
 def test_called_gives_partial_credit_below_min_and_fails_above_max(w):
     result = check(w.world, "called", {"call": "GET /rest/api/3/issue/{key}/transitions", "min": 2})
     assert result.score == 0.5
