@@ -71,11 +71,15 @@ SFT_SHARE = 0.6
 # The price: such a policy can never give a final answer. The run evaluates its own starting
 # point with the same prefix.
 PREFIX = ["--reply-prefix", '{"method":"']
+# After SFT, GRPO on the demonstrated variants found nearly every group solved (atlassian-core,
+# 2026-11-28: 7 of 10 iterations at reward 1.0, nothing learned, held-out 0.872 before and after);
+# it samples train variants past them instead, which SFT has not seen.
+FRESH = ["--grpo-variants", "fresh"]
 CONFIGS = {
     "base": ["--algo", "eval"],
     "sft": ["--algo", "sft", *SFT],
     "grpo": ["--algo", "grpo", *GRPO, *PREFIX],
-    "sft+grpo": ["--algo", "sft+grpo", *SFT, *GRPO],
+    "sft+grpo": ["--algo", "sft+grpo", *SFT, *GRPO, *FRESH],
 }
 # Longest runs first, so that two side by side finish together.
 ORDER = ("base", "sft+grpo", "sft", "grpo")
@@ -312,6 +316,7 @@ def _command(report: dict) -> str:
         keys += ["sft_epochs", "sft_learning_rate", "sft_budget", "sft_schedule"]
     if config["algo"] in ("grpo", "sft+grpo"):
         keys += ["iterations", "group_size", "tasks_per_iteration", "temperature", "learning_rate"]
+        keys += ["grpo_variants"]
     keys += ["train_variants", "eval_variants", "tool_docs", "lora_modules", "dtype", "time_budget", "seed"]
     keys += ["reply_prefix"]
     parts = ["python manage.py train"]

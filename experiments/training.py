@@ -50,6 +50,9 @@ from trainer.sft import SCHEDULES, SFTConfig, encode_demonstration, sft_train
 ALGOS = ("grpo", "sft", "sft+grpo", "eval")
 OUTPUT_CHARS = 300  # of each model turn kept in an evaluation's per-variant list
 TOOL_DOCS = ("families", "used")
+# Which train variants GRPO samples: the same as SFT's demonstrations, or "fresh" ones past them
+# (see fresh_variants), whose groups after SFT are not all already solved.
+GRPO_VARIANTS = ("same", "fresh")
 
 
 class TrainingError(ValueError):
@@ -105,6 +108,7 @@ class TrainConfig:
     device: str | None = None
     dtype: str = "float32"  # or bf16 (faster on a CPU with bf16 instructions), or auto
     eval_before: str | None = None  # an earlier report whose "before" evaluation this run shares
+    grpo_variants: str = "same"  # a name of GRPO_VARIANTS
 
     def check(self) -> None:
         if self.algo not in ALGOS:
@@ -115,6 +119,9 @@ class TrainConfig:
         if self.sft_schedule not in SCHEDULES:
             known = ", ".join(SCHEDULES)
             raise TrainingError(f"SFT schedules are one of {known}, not {self.sft_schedule!r}")
+        if self.grpo_variants not in GRPO_VARIANTS:
+            known = ", ".join(GRPO_VARIANTS)
+            raise TrainingError(f"GRPO variants are one of {known}, not {self.grpo_variants!r}")
         if self.tool_docs not in TOOL_DOCS:
             raise TrainingError(f"tool docs are one of {', '.join(TOOL_DOCS)}, not {self.tool_docs!r}")
         for name in ("group_size", "tasks_per_iteration", "max_new_tokens", "lora_rank"):
@@ -222,6 +229,30 @@ def suite_variants(spec, split: str, *, tasks: Sequence[str] = (), per_task: int
     for task in chosen:
         available = task.variants.get(split, 0)
         out += variants(task, split, count=min(per_task, available) if per_task is not None else None)
+    return out
+
+
+def fresh_variants(
+    spec, *, tasks: Sequence[str] = (), past: int | None = None, per_task: int | None = None
+) -> list:
+    """Train variants of each task drawn past its first ``past`` (the demonstrated ones; None: the
+    suite's own number), up to ``per_task`` a task (None: as many as ``past``), whose values none of
+    the first ``past`` has: prompts with a verifier and no demonstration. After SFT, GRPO's groups
+    on the demonstrated variants are nearly all solved (no reward variance, nothing to learn); on
+    these it meets what SFT learned by heart and held-out variants do not reward. A task whose
+    train pool the first ``past`` already cover has none."""
+    from experiments.variants import draw_variants
+
+    out = []
+    for task in suite_tasks(spec, tasks):
+        first = task.variants.get("train", 0) if past is None else past
+        drawn = draw_variants(task, "train", count=first + (first if per_task is None else per_task))
+        seen = {json.dumps(v.values, sort_keys=True) for v in drawn[:first]}
+        for variant in drawn[first:]:
+            values = json.dumps(variant.values, sort_keys=True)
+            if values not in seen:
+                seen.add(values)
+                out.append(variant)
     return out
 
 
@@ -481,10 +512,13 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
         raise TrainingError(f"suite {spec.name!r} has no test variants to evaluate on")
     if config.algo != "eval" and not train:
         raise TrainingError(f"suite {spec.name!r} has no train variants to train on")
+    pool = train  # what GRPO samples
+    if config.uses_grpo and config.grpo_variants == "fresh":
+        pool = fresh_variants(spec, tasks=config.tasks, past=config.train_variants) or train
     system = suite_system_prompt(spec, tasks=config.tasks, scope=config.tool_docs)
     policy = build_policy(config, system)
     policy.progress = progress
-    settings = config.rollout(max(v.max_turns for v in [*train, *test]))
+    settings = config.rollout(max(v.max_turns for v in [*train, *pool, *test]))
 
     demos, skipped = [], []
     if config.uses_sft:
@@ -509,6 +543,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             "sft": asdict(config.sft()) if config.uses_sft else None,
             "rollout": asdict(settings),
             "train_variants_used": len(train),
+            "grpo_variants_used": len(pool) if config.uses_grpo else 0,
             "test_variants_used": len(test),
             "demonstrations": len(demos),
             "demonstrations_skipped": skipped,
@@ -575,7 +610,7 @@ def run_training(config: TrainConfig, progress: Progress | None = None) -> dict:
             if config.uses_grpo:
                 report["eval"]["after_sft"] = run_eval("after SFT")
         if config.uses_grpo:
-            grpo_phase(policy, train, settings, config, record, out_of_time, training_seconds)
+            grpo_phase(policy, pool, settings, config, record, out_of_time, training_seconds)
         report["eval"]["after"] = run_eval("after")
     if config.checkpoint_out:
         from trainer.checkpoints import save_checkpoint

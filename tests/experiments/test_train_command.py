@@ -11,6 +11,7 @@ from experiments.training import (
     TrainConfig,
     TrainingError,
     build_policy,
+    fresh_variants,
     load_suite_spec,
     sample_groups,
     suite_variants,
@@ -133,6 +134,31 @@ def test_a_spent_sft_budget_leaves_the_training_time_to_grpo(tmp_path):
 
     assert [entry["phase"] for entry in report["iterations"]] == ["grpo"]
     assert report["config"]["sft_budget"] == 0.0
+
+
+def test_fresh_grpo_variants_are_train_variants_past_the_demonstrated_ones(tmp_path):
+    report = train(
+        tmp_path,
+        *("--algo", "sft+grpo", "--sft-epochs", "1", "--iterations", "2", "--group-size", "2"),
+        *("--tasks-per-iteration", "1", "--grpo-variants", "fresh"),
+    )
+
+    assert report["config"]["demonstrations"] == 2  # read-priority/train/0 and /1
+    sampled = [key for i in report["iterations"] if i["phase"] == "grpo" for key in i["variants"]]
+    assert len(sampled) == 2 and all(int(key.rsplit("/", 1)[1]) >= 2 for key in sampled)
+    assert report["config"]["grpo_variants_used"] == 2
+
+
+def test_fresh_variants_have_values_no_demonstrated_variant_has():
+    spec = load_suite_spec(str(SUITE))
+    demonstrated = suite_variants(spec, "train", tasks=["read-priority"], per_task=3)
+    fresh = fresh_variants(spec, tasks=["read-priority"], past=3, per_task=50)
+
+    values = [json.dumps(v.values, sort_keys=True) for v in demonstrated + fresh]
+    assert fresh and len(set(values)) == len(values)  # none repeats another, or a demonstrated one
+    assert [v.index for v in fresh] == sorted(v.index for v in fresh) and fresh[0].index >= 3
+    # a pool of 3 values, all demonstrated: nothing fresh to draw
+    assert fresh_variants(spec, tasks=["assign-missing-issue"], past=3) == []
 
 
 def test_a_decaying_sft_schedule_spans_the_epochs_and_unknown_ones_are_refused(tmp_path):

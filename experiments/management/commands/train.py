@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from experiments.suites import SuiteError
-from experiments.training import ALGOS, TOOL_DOCS, TrainConfig, TrainingError, run_training
+from experiments.training import ALGOS, GRPO_VARIANTS, TOOL_DOCS, TrainConfig, TrainingError, run_training
 from trainer.models import cpu_has_bf16, pick_device
 from trainer.sft import SCHEDULES
 
@@ -147,6 +147,13 @@ class Command(BaseCommand):
         add("--micro-batch-size", type=int, default=defaults.micro_batch_size)
         add("--eval-variants", type=int, default=None, help="test variants per task (default: all)")
         add("--train-variants", type=int, default=None, help="train variants per task (default: all)")
+        add(
+            "--grpo-variants",
+            choices=GRPO_VARIANTS,
+            default=defaults.grpo_variants,
+            help="train variants GRPO samples: the same as the demonstrations', or fresh ones drawn "
+            "past --train-variants (prompts without a demonstration)",
+        )
         add("--eval-batch-size", type=int, default=defaults.eval_batch_size)
         add("--task", dest="tasks", action="append", default=[], help="only this task id (repeatable)")
         add(
