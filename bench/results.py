@@ -257,6 +257,24 @@ def _setup(reports: dict) -> str:
         f"{dtypes} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs. "
         + _observations(reports)
+        + _grpo_pools(reports)
+    )
+
+
+def _grpo_pools(reports: dict) -> str:
+    """Which variants each GRPO phase sampled, where one sampled fresh ones."""
+    fresh = {
+        LABELS[name]: report["config"].get("grpo_variants_used")
+        for name, report in reports.items()
+        if report["config"].get("grpo_variants") == "fresh"
+    }
+    if not fresh:
+        return ""
+    runs = "; ".join(f"{label}: {count}" for label, count in fresh.items())
+    return (
+        " GRPO sampled fresh train variants (drawn past the demonstrated ones, with values no "
+        f"demonstration has: prompts and verifiers, no solutions) where said ({runs} variants); "
+        "otherwise the demonstrated ones."
     )
 
 

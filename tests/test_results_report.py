@@ -126,3 +126,16 @@ def test_the_setup_says_what_each_run_showed_the_model_of_a_response(reports):
         "prompted base: the response without links, avatar and icon URLs and expand hints, cut to 384 tokens."
         in page
     )
+
+
+def test_the_setup_says_where_grpo_sampled_fresh_variants(reports):
+    write(reports, "atlassian-core-base.json", report("eval", 0.08, 0.08, []))
+    both = report("sft+grpo", 0.08, 0.9, [0.5, 0.9])
+    both["config"] |= {"grpo_variants": "fresh", "grpo_variants_used": 228}
+    write(reports, "atlassian-core-sft+grpo.json", both)
+
+    page = results.render(["atlassian-core"])
+
+    assert "GRPO sampled fresh train variants" in page and "(SFT + GRPO: 228 variants)" in page
+    assert "--grpo-variants fresh" in page  # the run's command line
+    assert "--grpo-variants fresh" in " ".join(results.CONFIGS["sft+grpo"])  # what a new run does
