@@ -253,7 +253,7 @@ def _setup(reports: dict) -> str:
         f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
         f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
         "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun, and "
-        "since 2026-11-28 none begins that the iterations before it say would end past the budget); "
+        "since 2026-11-28 none begins that the longest before it says would end past the budget); "
         f"{dtypes} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs. "
         + _observations(reports)

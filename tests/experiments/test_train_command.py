@@ -291,20 +291,21 @@ def test_bf16_on_a_cpu_without_it_warns_that_it_is_emulated(tmp_path, monkeypatc
     assert "no bf16 instructions" in capsys.readouterr().err
 
 
-def test_grpo_begins_no_iteration_its_iterations_so_far_say_would_end_past_the_budget(monkeypatch):
-    # An iteration runs to its end once begun; the budget is 200 s and each iteration takes 60.
+def test_grpo_begins_no_iteration_the_longest_so_far_says_would_end_past_the_budget(monkeypatch):
+    # An iteration runs to its end once begun; the budget is 200 s and the iterations take 20, 80,
+    # 20, 20, ... seconds (a group of long episodes now and then).
     from types import SimpleNamespace
 
     from experiments import training
 
-    clock = [0.0]
+    clock, lengths = [0.0], iter([20.0, 80.0] + [20.0] * 10)
 
     def sample(policy, chosen, group_size, settings, keep_worlds=False):
-        clock[0] += 45.0
+        clock[0] += next(lengths) - 5.0
         return [[] for _ in chosen]
 
     def update(policy, groups, config):
-        clock[0] += 15.0
+        clock[0] += 5.0
         return {"tokens_generated": 0}
 
     monkeypatch.setattr(training, "sample_groups", sample)
@@ -319,5 +320,6 @@ def test_grpo_begins_no_iteration_its_iterations_so_far_say_would_end_past_the_b
 
     policy = SimpleNamespace(model=None, optimizer=None)
     training.grpo_phase(policy, train_variants, None, config, entries.append, out_of_time, lambda: clock[0])
-    # Began at 0, 60 and 120; at 180 the mean of 60 s would end at 240, past 200.
-    assert len(entries) == 3 and clock[0] == 180.0
+    # Began at 0, 20 and 100; at 120 another 80 s one would end at 200. (The mean, 40 s, would
+    # have begun three more, the last ending at 180 + 80 = 260 had it been long.)
+    assert len(entries) == 3 and clock[0] == 120.0
