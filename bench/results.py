@@ -252,8 +252,10 @@ def _setup(reports: dict) -> str:
         f"{first.get('test_variants_used')} held-out episodes (greedy), "
         f"{first.get('train_variants_used')} train variants ({demos} oracle demonstrations for SFT); "
         f"training budget {', '.join(f'{b:.0f}' for b in budgets) or '-'} s a run, evaluations not counted "
-        "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun, and "
-        "since 2026-11-28 none begins that the longest before it says would end past the budget); "
+        "(SFT stops at the budget, mid-epoch if need be; a GRPO iteration runs to its end once begun: in "
+        "the runs of 2026-11-28 none began that the mean of the iterations before it said would end past "
+        "the budget, which let one end 49 s past it, and now none begins that the longest would end past "
+        "it; earlier, any began while budget was left); "
         f"{dtypes} weights, {'/'.join(str(t) for t in threads)} torch thread(s) a run "
         f"on {first.get('device')}. The base model's evaluation is run once and shared by the other runs. "
         + _observations(reports)
