@@ -72,7 +72,7 @@ SFT_SHARE = 0.6
 # point with the same prefix.
 PREFIX = ["--reply-prefix", '{"method":"']
 # After SFT, GRPO on the demonstrated variants found nearly every group solved (atlassian-core,
-# 2026-11-28: 7 of 10 iterations at reward 1.0, nothing learned, held-out 0.872 before and after);
+# 2026-11-28: 15 of 20 groups without reward variance, nothing learned, held-out 0.872 before and after);
 # it samples train variants past them instead, which SFT has not seen.
 FRESH = ["--grpo-variants", "fresh"]
 CONFIGS = {
