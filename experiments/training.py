@@ -241,15 +241,15 @@ def fresh_variants(
     on the demonstrated variants are nearly all solved (no reward variance, nothing to learn); on
     these it meets what SFT learned by heart and held-out variants do not reward. A task whose
     train pool the first ``past`` already cover has none."""
-    from experiments.variants import draw_variants
+    from experiments.variants import canonical, draw_variants
 
     out = []
     for task in suite_tasks(spec, tasks):
         first = task.variants.get("train", 0) if past is None else past
         drawn = draw_variants(task, "train", count=first + (first if per_task is None else per_task))
-        seen = {json.dumps(v.values, sort_keys=True) for v in drawn[:first]}
+        seen = {canonical(v.values) for v in drawn[:first]}
         for variant in drawn[first:]:
-            values = json.dumps(variant.values, sort_keys=True)
+            values = canonical(variant.values)
             if values not in seen:
                 seen.add(values)
                 out.append(variant)

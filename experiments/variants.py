@@ -71,7 +71,7 @@ def _builtins(variant):
     return {"split": variant.split, "index": variant.index, "task": variant.task_id}
 
 
-def _canonical(value):
+def canonical(value):
     return json.dumps(value, sort_keys=True)
 
 
@@ -98,8 +98,8 @@ def pools(task, *, world=None):
             values = list(spec)
         seen, unique = set(), []
         for v in values:
-            if _canonical(v) not in seen:
-                seen.add(_canonical(v))
+            if canonical(v) not in seen:
+                seen.add(canonical(v))
                 unique.append(v)
         out[name] = unique
     return out
@@ -116,7 +116,7 @@ def split_pools(task, all_pools, split):
         if name not in held or len(values) < 2:
             out[name] = values
             continue
-        order = sorted(values, key=_canonical)
+        order = sorted(values, key=canonical)
         random.Random(f"{task.id}|{name}|partition|{rule.seed}").shuffle(order)  # noqa: S311 - not secrets
         n_test = min(len(order) - 1, max(1, math.floor(len(order) * rule.test_fraction + 0.5)))
         out[name] = order[:n_test] if split == "test" else order[n_test:]
@@ -138,9 +138,9 @@ def draw_variants(task, split, *, world=None, count=None):
     for _ in range(count):
         for _attempt in range(50):
             values = {n: rng.choice(pools_now[n]) for n in names}
-            if _canonical(values) not in seen or len(seen) >= combos:
+            if canonical(values) not in seen or len(seen) >= combos:
                 break
-        seen.add(_canonical(values))
+        seen.add(canonical(values))
         drawn.append(values)
     return [_render(task, split, i, values) for i, values in enumerate(drawn)]
 
