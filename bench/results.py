@@ -75,11 +75,14 @@ PREFIX = ["--reply-prefix", '{"method":"']
 # 2026-11-28: 15 of 20 groups without reward variance, nothing learned, held-out 0.872 before and after);
 # it samples train variants past them instead, which SFT has not seen.
 FRESH = ["--grpo-variants", "fresh"]
+# ... where half the groups still scored alike (16 of 30, nothing to learn from): it picks the tasks
+# whose last groups' rewards spread the most, rather than every variant in turn.
+SPREAD = ["--task-sampling", "spread"]
 CONFIGS = {
     "base": ["--algo", "eval"],
     "sft": ["--algo", "sft", *SFT],
     "grpo": ["--algo", "grpo", *GRPO, *PREFIX],
-    "sft+grpo": ["--algo", "sft+grpo", *SFT, *GRPO, *FRESH],
+    "sft+grpo": ["--algo", "sft+grpo", *SFT, *GRPO, *FRESH, *SPREAD],
 }
 # Longest runs first, so that two side by side finish together.
 ORDER = ("base", "sft+grpo", "sft", "grpo")
@@ -174,6 +177,9 @@ def render(suites) -> str:
                     f"{LABELS[config]}: after its SFT phase, held-out reward {middle['reward']:.3f}, "
                     f"success {middle['success']:.3f}.",
                 ]
+            groups = _grpo_groups(report)
+            if groups:
+                lines += ["", f"{LABELS[config]}: {groups}."]
         missing = [LABELS[c] for c in CONFIGS if c not in reports]
         if missing:
             lines += ["", f"Not run in this round: {', '.join(missing)}."]
@@ -263,6 +269,21 @@ def _setup(reports: dict) -> str:
     )
 
 
+def _grpo_groups(report: dict) -> str:
+    """How many of a run's GRPO groups had rewards that differ (the only ones it learns from), and
+    how it picked their variants."""
+    entries = [entry for entry in report["iterations"] if entry.get("phase") == "grpo"]
+    total = sum(entry.get("groups", 0) for entry in entries)
+    if not total:
+        return ""
+    flat = sum(entry.get("zero_variance_groups", 0) for entry in entries)
+    how = {
+        "spread": "variants picked by task, weighted by the spread of the task's rewards in its "
+        "groups so far (`--task-sampling spread`)",
+    }.get(report["config"].get("task_sampling"), "every variant in turn")
+    return f"{total - flat} of its {total} GRPO groups had rewards that differ, {flat} did not; {how}"
+
+
 def _grpo_pools(reports: dict) -> str:
     """Which variants each GRPO phase sampled, where one sampled fresh ones."""
     fresh = {
@@ -336,7 +357,7 @@ def _command(report: dict) -> str:
         keys += ["sft_epochs", "sft_learning_rate", "sft_budget", "sft_schedule"]
     if config["algo"] in ("grpo", "sft+grpo"):
         keys += ["iterations", "group_size", "tasks_per_iteration", "temperature", "learning_rate"]
-        keys += ["grpo_variants"]
+        keys += ["grpo_variants", "task_sampling"]
     keys += ["train_variants", "eval_variants", "tool_docs", "lora_modules", "dtype", "time_budget", "seed"]
     keys += ["reply_prefix"]
     parts = ["python manage.py train"]

@@ -315,20 +315,15 @@ def advance_experiment(experiment, index):
 
 
 def iteration_variants(train, tasks_per_iteration, seed, index):
-    """The variants of iteration ``index`` (1-based): the headless run's order (a seeded shuffle of
-    the train variants, cycled; experiments.training.grpo_phase), replayed from the start so that
-    any process picks the same ones."""
-    import random
+    """The variants of iteration ``index`` (1-based): the headless run's cycled order
+    (experiments.training.IterationSampler), replayed from the start so that any process picks
+    the same ones."""
+    from experiments.training import IterationSampler
 
-    rng = random.Random(seed)  # noqa: S311 - a reproducible order, not a secret
-    order, chosen = [], []
+    sampler = IterationSampler(train, tasks_per_iteration, "cycle", seed)
+    chosen = []
     for _iteration in range(index):
-        chosen = []
-        while len(chosen) < min(tasks_per_iteration, len(train)):
-            if not order:
-                order = list(train)
-                rng.shuffle(order)
-            chosen.append(order.pop())
+        chosen = sampler.next()
     return chosen
 
 

@@ -21,6 +21,7 @@ marked either way); the report keeps every verdict that matters.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,9 @@ TOOL_DOCS = ("families", "used")
 # Which train variants GRPO samples: the same as SFT's demonstrations, or "fresh" ones past them
 # (see fresh_variants), whose groups after SFT are not all already solved.
 GRPO_VARIANTS = ("same", "fresh")
+# How GRPO picks an iteration's train variants (IterationSampler): the pool in a seeded shuffle,
+# cycled, or by task, the tasks whose groups last disagreed on reward the likelier.
+TASK_SAMPLING = ("cycle", "spread")
 
 
 class TrainingError(ValueError):
@@ -109,6 +113,7 @@ class TrainConfig:
     dtype: str = "float32"  # or bf16 (faster on a CPU with bf16 instructions), or auto
     eval_before: str | None = None  # an earlier report whose "before" evaluation this run shares
     grpo_variants: str = "same"  # a name of GRPO_VARIANTS
+    task_sampling: str = "cycle"  # a name of TASK_SAMPLING
 
     def check(self) -> None:
         if self.algo not in ALGOS:
@@ -122,6 +127,9 @@ class TrainConfig:
         if self.grpo_variants not in GRPO_VARIANTS:
             known = ", ".join(GRPO_VARIANTS)
             raise TrainingError(f"GRPO variants are one of {known}, not {self.grpo_variants!r}")
+        if self.task_sampling not in TASK_SAMPLING:
+            known = ", ".join(TASK_SAMPLING)
+            raise TrainingError(f"task sampling is one of {known}, not {self.task_sampling!r}")
         if self.tool_docs not in TOOL_DOCS:
             raise TrainingError(f"tool docs are one of {', '.join(TOOL_DOCS)}, not {self.tool_docs!r}")
         for name in ("group_size", "tasks_per_iteration", "max_new_tokens", "lora_rank"):
@@ -696,6 +704,72 @@ def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time, e
     policy.optimizer = None
 
 
+class IterationSampler:
+    """The train variants of each GRPO iteration: ``per_iteration`` of ``pool``.
+
+    ``cycle``: the pool in a seeded shuffle, cycled (every variant once before any twice).
+    ``spread``: ``per_iteration`` different tasks, drawn with weights, then each task's next
+    variant (its own variants shuffled and cycled). A task's weight is the spread (standard
+    deviation) of the rewards of its groups so far, a running mean, at least ``FLOOR``; a task not
+    yet sampled weighs the most a spread of rewards in [0, 1] can be. A group whose samples all
+    scored alike has no advantage to learn from (GRPO skips it): after SFT that was half the
+    groups, spent on tasks the policy already solves (or cannot begin), while the tasks it half
+    solves, where the samples disagree, waited their turn in the cycle. The floor keeps an
+    apparently solved task coming back now and then.
+    """
+
+    FLOOR = 0.05
+    UNSEEN = 0.5  # the largest standard deviation of rewards in [0, 1]
+    MEMORY = 0.5  # weight of a new group's spread in the running mean
+
+    def __init__(self, pool: Sequence, per_iteration: int, how: str = "cycle", seed: int = 0) -> None:
+        if how not in TASK_SAMPLING:
+            raise TrainingError(f"task sampling is one of {', '.join(TASK_SAMPLING)}, not {how!r}")
+        self.how, self.per_iteration = how, per_iteration
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible order, not a secret
+        self.pool = list(pool)
+        self.queues: dict[str, list] = {}  # what is left of this round of a key's shuffled variants
+        self.spread: dict[str, float] = {}  # task id -> running spread of its groups' rewards
+
+    def next(self) -> list:
+        if self.how == "cycle":
+            count = min(self.per_iteration, len(self.pool))
+            return [self._take("", self.pool) for _ in range(count)]
+        by_task: dict[str, list] = {}
+        for variant in self.pool:
+            by_task.setdefault(variant.task_id, []).append(variant)
+        tasks = sorted(by_task)
+        chosen = []
+        while tasks and len(chosen) < self.per_iteration:
+            weights = [max(self.spread.get(task, self.UNSEEN), self.FLOOR) for task in tasks]
+            task = self.rng.choices(tasks, weights)[0]
+            tasks.remove(task)
+            chosen.append(self._take(task, by_task[task]))
+        return chosen
+
+    def _take(self, key: str, variants: list):
+        queue = self.queues.get(key)
+        if not queue:
+            queue = self.queues[key] = list(variants)
+            self.rng.shuffle(queue)
+        return queue.pop()
+
+    def observe(self, variants: Sequence, groups: Sequence[Sequence[Episode]]) -> None:
+        """Take in the rewards of the groups sampled from ``variants`` (in the same order)."""
+        if self.how != "spread":
+            return
+        for variant, group in zip(variants, groups, strict=True):
+            if not group:
+                continue
+            rewards = [episode.reward for episode in group]
+            mean = sum(rewards) / len(rewards)
+            spread = math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards))
+            before = self.spread.get(variant.task_id)
+            self.spread[variant.task_id] = (
+                spread if before is None else (1 - self.MEMORY) * before + self.MEMORY * spread
+            )
+
+
 def grpo_phase(
     policy: Policy,
     train: Sequence,
@@ -706,7 +780,8 @@ def grpo_phase(
     elapsed,
 ):
     """``config.iterations`` GRPO iterations: each samples ``group_size`` episodes of
-    ``tasks_per_iteration`` train variants (a seeded shuffle, cycled) and updates once.
+    ``tasks_per_iteration`` train variants (``config.task_sampling``: IterationSampler) and
+    updates once.
 
     An iteration cannot stop halfway (its update needs its groups), so none begins that the
     longest iteration so far says would end past the budget: ``out_of_time(ahead)`` is asked with
@@ -714,19 +789,13 @@ def grpo_phase(
     began at 1,709 s of a 1,800 s budget)."""
     grpo = config.grpo()
     policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
-    rng = random.Random(config.seed)  # noqa: S311 - a reproducible order, not a secret
-    order: list = []
+    sampler = IterationSampler(train, config.tasks_per_iteration, config.task_sampling, config.seed)
     durations: list[float] = []
     for _iteration in range(config.iterations):
         if out_of_time(max(durations, default=0.0)):
             break
         began = elapsed()
-        chosen = []
-        while len(chosen) < min(config.tasks_per_iteration, len(train)):
-            if not order:
-                order = list(train)
-                rng.shuffle(order)
-            chosen.append(order.pop())
+        chosen = sampler.next()
         generation_started = time.perf_counter()
         groups = sample_groups(policy, chosen, config.group_size, settings, keep_worlds=config.keep_worlds)
         generation_seconds = time.perf_counter() - generation_started
@@ -737,5 +806,6 @@ def grpo_phase(
             generation_tokens_per_s=generated / generation_seconds if generation_seconds else 0.0,
             variants=[v.key for v in chosen],
         )
+        sampler.observe(chosen, groups)
         record({"phase": "grpo", **metrics})
         durations.append(elapsed() - began)

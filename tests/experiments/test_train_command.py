@@ -149,6 +149,18 @@ def test_fresh_grpo_variants_are_train_variants_past_the_demonstrated_ones(tmp_p
     assert report["config"]["grpo_variants_used"] == 2
 
 
+def test_grpo_can_pick_its_variants_by_the_spread_of_their_tasks_rewards(tmp_path):
+    report = train(
+        tmp_path,
+        *("--algo", "grpo", "--iterations", "2", "--group-size", "2", "--task-sampling", "spread"),
+    )
+
+    assert report["config"]["task_sampling"] == "spread"
+    assert [len(i["variants"]) for i in report["iterations"]] == [1, 1]  # one task: one a time
+    with pytest.raises(CommandError, match="invalid choice"):
+        train(tmp_path, "--algo", "grpo", "--task-sampling", "greedy")
+
+
 def test_fresh_variants_have_values_no_demonstrated_variant_has():
     spec = load_suite_spec(str(SUITE))
     demonstrated = suite_variants(spec, "train", tasks=["read-priority"], per_task=3)

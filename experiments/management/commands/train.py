@@ -20,7 +20,15 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from experiments.suites import SuiteError
-from experiments.training import ALGOS, GRPO_VARIANTS, TOOL_DOCS, TrainConfig, TrainingError, run_training
+from experiments.training import (
+    ALGOS,
+    GRPO_VARIANTS,
+    TASK_SAMPLING,
+    TOOL_DOCS,
+    TrainConfig,
+    TrainingError,
+    run_training,
+)
 from trainer.models import cpu_has_bf16, pick_device
 from trainer.sft import SCHEDULES
 
@@ -153,6 +161,13 @@ class Command(BaseCommand):
             default=defaults.grpo_variants,
             help="train variants GRPO samples: the same as the demonstrations', or fresh ones drawn "
             "past --train-variants (prompts without a demonstration)",
+        )
+        add(
+            "--task-sampling",
+            choices=TASK_SAMPLING,
+            default=defaults.task_sampling,
+            help="how GRPO picks an iteration's variants: the pool shuffled and cycled, or by task, "
+            "weighted by how much the task's last groups' rewards spread",
         )
         add("--eval-batch-size", type=int, default=defaults.eval_batch_size)
         add("--task", dest="tasks", action="append", default=[], help="only this task id (repeatable)")
