@@ -708,8 +708,8 @@ class IterationSampler:
     """The train variants of each GRPO iteration: ``per_iteration`` of ``pool``.
 
     ``cycle``: the pool in a seeded shuffle, cycled (every variant once before any twice).
-    ``spread``: ``per_iteration`` different tasks, drawn with weights, then each task's next
-    variant (its own variants shuffled and cycled). A task's weight is the spread (standard
+    ``spread``: ``per_iteration`` different tasks (all of them, if there are fewer), drawn with
+    weights, then each task's next variant (its own variants shuffled and cycled). A task's weight is the spread (standard
     deviation) of the rewards of its groups so far, a running mean, at least ``FLOOR``; a task not
     yet sampled weighs the most a spread of rewards in [0, 1] can be. A group whose samples all
     scored alike has no advantage to learn from (GRPO skips it): after SFT that was half the
