@@ -35,12 +35,23 @@ def test_the_dashboard_replays_the_headless_cycle():
     assert [[v.key for v in iteration_variants(variants, 3, 7, i)] for i in range(1, 7)] == headless
 
 
-def test_spread_draws_different_tasks_and_unseen_ones_first_in_weight():
+def test_spread_draws_one_variant_of_each_of_different_tasks():
     sampler = IterationSampler(pool("abcd"), 3, "spread", seed=0)
 
     for _ in range(20):
         chosen = sampler.next()
-        assert len({v.task_id for v in chosen}) == 3  # one variant each of three tasks
+        assert len({v.task_id for v in chosen}) == 3
+
+
+def test_a_task_seen_to_split_its_samples_comes_back_before_unseen_ones_are_all_visited():
+    variants = pool(["split", *"abcdefghij"])
+    sampler = IterationSampler(variants, 1, "spread", seed=0)
+    sampler.observe([variants[0]], [group(0.0, 1.0)])  # spread 0.5 against 0.25 for the unseen
+
+    drawn = Counter(sampler.next()[0].task_id for _ in range(600))
+
+    # weights 0.5 and 10 x 0.25: about 100 draws against about 50 for each unseen task
+    assert drawn["split"] > 1.5 * sum(drawn[t] for t in "abcdefghij") / 10
 
 
 def test_spread_prefers_the_tasks_whose_samples_disagree():
