@@ -21,8 +21,8 @@ marked either way); the report keeps every verdict that matters.
 from __future__ import annotations
 
 import json
-import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -766,9 +766,7 @@ class IterationSampler:
         for variant, group in zip(variants, groups, strict=True):
             if not group:
                 continue
-            rewards = [episode.reward for episode in group]
-            mean = sum(rewards) / len(rewards)
-            spread = math.sqrt(sum((r - mean) ** 2 for r in rewards) / len(rewards))
+            spread = statistics.pstdev(episode.reward for episode in group)
             before = self.spread.get(variant.task_id)
             self.spread[variant.task_id] = (
                 spread if before is None else (1 - self.MEMORY) * before + self.MEMORY * spread
