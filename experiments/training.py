@@ -735,21 +735,21 @@ class IterationSampler:
         self.pool = list(pool)
         self.queues: dict[str, list] = {}  # what is left of this round of a key's shuffled variants
         self.spread: dict[str, float] = {}  # task id -> running spread of its groups' rewards
+        self.by_task: dict[str, list] = {}
+        for variant in self.pool if how == "spread" else ():
+            self.by_task.setdefault(variant.task_id, []).append(variant)
 
     def next(self) -> list:
         if self.how == "cycle":
             count = min(self.per_iteration, len(self.pool))
             return [self._take("", self.pool) for _ in range(count)]
-        by_task: dict[str, list] = {}
-        for variant in self.pool:
-            by_task.setdefault(variant.task_id, []).append(variant)
-        tasks = sorted(by_task)
+        tasks = sorted(self.by_task)
         chosen = []
         while tasks and len(chosen) < self.per_iteration:
             weights = [max(self.spread.get(task, self.UNSEEN), self.FLOOR) for task in tasks]
             task = self.rng.choices(tasks, weights)[0]
             tasks.remove(task)
-            chosen.append(self._take(task, by_task[task]))
+            chosen.append(self._take(task, self.by_task[task]))
         return chosen
 
     def _take(self, key: str, variants: list):
