@@ -2,10 +2,11 @@
 
 Every sample of a suite starts with the same system prompt, and the G samples of a group share
 the instruction too. Running the full sequence per sample (as TRL does) repeats that work G times
-or more; here the common prefix goes through the model once, its KV cache is repeated along the
-batch, and only the per-sample rest is run. Gradients flow through the shared prefix as well (the
-repeat is an index, so its backward sums the samples' gradients), so the result equals a full
-forward per sample up to float rounding.
+or more; here the common prefix goes through the model once, and each sample's rest runs on its
+own, continuing the prefix's KV cache (not padded to the longest rest, which would cost as much as
+real tokens). Gradients flow through the shared prefix as well (each continuation reads the same
+prefix tensors, so its backward sums the samples' gradients), so the result equals a full forward
+per sample up to float rounding.
 """
 
 from __future__ import annotations
@@ -103,39 +104,43 @@ def sequence_logprobs(
     shared = min(shared, min(starts) - 1)
     if shared < MIN_SHARED_PREFIX:
         shared = 0
-    cache = prefill_shared_prefix(decoder, sequences[0][:shared], n, device) if shared else None
-
-    rest = [list(seq[shared:]) for seq in sequences]
-    width = max(len(r) for r in rest)
-    input_ids = torch.zeros(n, width, dtype=torch.long, device=device)
-    suffix_mask = torch.zeros(n, width, dtype=torch.long, device=device)
-    for i, row in enumerate(rest):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        suffix_mask[i, : len(row)] = 1
-    # Right padding keeps real tokens at positions shared, shared+1, ... (the default positions).
-    attention_mask = torch.cat([torch.ones(n, shared, dtype=torch.long, device=device), suffix_mask], dim=1)
-    hidden = decoder(
-        input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache, use_cache=cache is not None
-    ).last_hidden_state  # [N, S, H]
+    prefix = prefill_shared_prefix(decoder, sequences[0][:shared], 1, device) if shared else None
+    prefix_kv = [(layer.keys, layer.values) for layer in prefix.layers] if prefix else None
 
     targets_len = [len(seq) - start for seq, start in zip(sequences, starts, strict=True)]
     t_max = max(targets_len)
-    # Row i's target j sits at suffix index starts[i] - shared + j; it is predicted one step earlier.
     offsets = torch.arange(t_max, device=device)
-    first = torch.tensor([start - shared - 1 for start in starts], device=device)
-    predict_at = (first[:, None] + offsets[None, :]).clamp(max=width - 1)  # [N, T]
     mask = offsets[None, :] < torch.tensor(targets_len, device=device)[:, None]  # [N, T]
     if targets is not None:
         wanted = torch.zeros_like(mask)
         for i, row in enumerate(targets):
             wanted[i, : len(row)] = torch.tensor(list(row), dtype=torch.bool)
         mask &= wanted
-    rows, columns = mask.nonzero(as_tuple=True)  # the M scored targets
-    picked = hidden[rows, predict_at[rows, columns]]  # [M, H]
-    logits = head(picked).float() / temperature  # [M, V]
-    target_ids = input_ids[rows, (predict_at[rows, columns] + 1).clamp(max=width - 1)]  # [M]
+    rows, columns = mask.nonzero(as_tuple=True)  # the M scored targets, row by row
+    # One forward per row, on its own tokens after the shared prefix (whose KV it continues):
+    # batched rows are padded to the longest, and the padded positions cost as much as real ones
+    # (1.55x slower on atlassian-core's SFT micro-batches, where lengths vary 47-1,138 tokens).
+    picked, target_ids = [], []
+    for i, sequence in enumerate(sequences):
+        row_columns = columns[rows == i]
+        if len(row_columns) == 0:
+            continue
+        # Row i's target j sits at index starts[i] - shared + j of its rest; it is predicted one
+        # step earlier. Tokens after the last target (an observation) are not run.
+        at = row_columns + (starts[i] - shared - 1)
+        rest = list(sequence[shared : shared + int(at[-1]) + 2])
+        ids = torch.tensor([rest], dtype=torch.long, device=device)
+        cache = DynamicCache(ddp_cache_data=prefix_kv) if prefix_kv else None
+        out = decoder(input_ids=ids, past_key_values=cache, use_cache=cache is not None)
+        hidden = out.last_hidden_state[0]  # [len(rest), H]
+        picked.append(hidden[at])  # [M_i, H]
+        target_ids.append(ids[0, at + 1])
+    if not picked:  # nothing wanted
+        zeros = torch.zeros(mask.shape, device=device)
+        return TokenLogprobs(zeros, zeros.clone() if with_entropy else None, mask)
+    logits = head(torch.cat(picked)).float() / temperature  # [M, V]
     log_probs = torch.log_softmax(logits, dim=-1)
-    scored = log_probs.gather(-1, target_ids[:, None])[:, 0]  # [M]
+    scored = log_probs.gather(-1, torch.cat(target_ids)[:, None])[:, 0]  # [M]
     token_logprobs = torch.zeros(mask.shape, dtype=log_probs.dtype, device=device)
     token_logprobs = token_logprobs.index_put((rows, columns), scored)  # [N, T], differentiable
     entropy = None

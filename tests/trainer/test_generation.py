@@ -145,16 +145,21 @@ def test_shared_prefix_logprobs_and_gradients_match_separate_passes(make_policy,
 def test_wanted_targets_score_as_in_a_full_pass_and_the_rest_score_nothing(make_policy, tokenizer):
     policy = make_policy()
     prompt = prompts_for(tokenizer, ["Get OPS-1."])[0]
-    sequences = [[*prompt, 100, 200, 300, 400], [*prompt, 500, 600]]
-    starts = [len(prompt)] * 2
-    wanted = [[True, False, False, True], [False, True]]
+    sequences = [[*prompt, 100, 200, 300, 400], [*prompt, 500, 600], [*prompt, 700]]
+    starts = [len(prompt)] * 3
+    # Row 0 ends in tokens nobody wants (an observation); row 2 wants nothing at all.
+    wanted = [[True, False, True, False], [False, True], [False]]
     full = sequence_logprobs(policy, sequences, starts, with_entropy=True)
     some = sequence_logprobs(policy, sequences, starts, with_entropy=True, targets=wanted)
-    expected_mask = torch.tensor([[True, False, False, True], [False, True, False, False]])
+    expected_mask = torch.tensor(
+        [[True, False, True, False], [False, True, False, False], [False, False, False, False]]
+    )
     assert torch.equal(some.mask, expected_mask)
     assert torch.allclose(some.logprobs[expected_mask], full.logprobs[expected_mask], atol=1e-5)
     assert torch.allclose(some.entropy[expected_mask], full.entropy[expected_mask], atol=1e-5)
     assert some.logprobs[~expected_mask].abs().sum() == 0 and some.entropy[~expected_mask].abs().sum() == 0
+    none = sequence_logprobs(policy, sequences, starts, targets=[[False] * 4, [False] * 2, [False]])
+    assert not none.mask.any() and none.logprobs.abs().sum() == 0
 
 
 def test_micro_batches_respect_rows_and_tokens_and_keep_order():
