@@ -162,8 +162,9 @@ def build_samples(groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> tu
             for episode, advantage in zip(group, advantages.tolist(), strict=True)
             for sample in episode_samples(episode, advantage)
         ]
-        # Shortest first: a micro-batch is padded to its longest row, and a group's samples stay
-        # together (they share the prompt), so similar lengths should be neighbours.
+        # Shortest first: a micro-batch is bounded by its rows times its longest row
+        # (pack_micro_batches), and a group's samples stay together (they share the prompt), so
+        # similar lengths should be neighbours.
         samples.extend(sorted(group_samples, key=lambda sample: len(sample.tokens)))
     return samples, zero_variance
 

@@ -153,10 +153,13 @@ def sequence_logprobs(
 
 def pack_micro_batches(items: Sequence, lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list]:
     """Consecutive runs of `items` with at most `max_rows` items and `max_tokens` tokens each,
-    counted as the forward holds them: every row padded to the run's longest (by `lengths`; an
-    item longer than `max_tokens` goes alone). Counting the real lengths instead let one long
-    episode among short ones pad a micro-batch to three times its budget (13 GB, killed for memory).
-    Order is kept, so samples of one group stay together and share their prompt prefix."""
+    counted as every row padded to the run's longest (by `lengths`; an item longer than
+    `max_tokens` goes alone). When the forward padded its rows, counting the real lengths let one
+    long episode among short ones pad a micro-batch to three times its budget (13 GB, killed for
+    memory); rows now run one by one (`sequence_logprobs`), and the rule stays an upper bound on
+    the activations a micro-batch holds until its backward, and keeps the optimizer steps SFT's
+    recipes were tuned with. Order is kept, so samples of one group stay together and share their
+    prompt prefix."""
     batches: list[list] = []
     longest = 0
     for item, length in zip(items, lengths, strict=True):

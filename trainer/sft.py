@@ -49,10 +49,11 @@ class SFTConfig:
     seed: int = 0
     share_prefix: bool = True
     # Micro-batches of demonstrations of similar length (length_grouped_batches) instead of the
-    # shuffled order's neighbours: rows are padded to the longest, and a shuffled batch of
-    # atlassian-core ran twice its real tokens through the model. Off by default: at the same
-    # wall-clock budget the shuffled order scored better held-out in both A/Bs of bench/sft.py
-    # (docs/benchmarks.md), with one micro-batch a step and with two, although slower.
+    # shuffled order's neighbours: when rows ran padded to the longest, a shuffled batch of
+    # atlassian-core ran twice its real tokens through the model (rows now run one by one, so it
+    # saves little). Off by default: at the same wall-clock budget the shuffled order scored
+    # better held-out in both A/Bs of bench/sft.py (docs/benchmarks.md), with one micro-batch a
+    # step and with two, although slower then.
     group_by_length: bool = False
 
 
