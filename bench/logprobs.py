@@ -39,9 +39,10 @@ def padded_nll(model, batch):
     shared = min(common_prefix_length(sequences), min(d.start for d in batch) - 1)
     shared = shared if shared >= MIN_SHARED_PREFIX and len(batch) > 1 else 0
     n, width = len(batch), max(len(s) for s in sequences) - shared
-    cache = prefill_shared_prefix(decoder, sequences[0][:shared], n, "cpu") if shared else None
-    ids = torch.zeros(n, width, dtype=torch.long)
-    mask = torch.zeros(n, shared + width, dtype=torch.long)
+    device = head.weight.device
+    cache = prefill_shared_prefix(decoder, sequences[0][:shared], n, device) if shared else None
+    ids = torch.zeros(n, width, dtype=torch.long, device=device)
+    mask = torch.zeros(n, shared + width, dtype=torch.long, device=device)
     mask[:, :shared] = 1
     for i, sequence in enumerate(sequences):
         ids[i, : len(sequence) - shared] = torch.tensor(sequence[shared:])
@@ -49,7 +50,7 @@ def padded_nll(model, batch):
     hidden = decoder(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=shared > 0)
     total = 0
     for i, demo in enumerate(batch):
-        at = torch.tensor([p - shared - 1 for p, on in enumerate(demo.assistant_mask) if on])
+        at = torch.tensor([p - shared - 1 for p, on in enumerate(demo.assistant_mask) if on], device=device)
         logits = head(hidden.last_hidden_state[i, at]).float()
         total = total - torch.log_softmax(logits, -1).gather(-1, ids[i, at + 1][:, None]).sum()
     return total

@@ -57,7 +57,8 @@ def prefill_shared_prefix(
     cache = DynamicCache() if cache is None else cache
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
     decoder(input_ids=ids, past_key_values=cache, use_cache=True)
-    cache.batch_select_indices(torch.zeros(copies, dtype=torch.long, device=device))
+    if copies != 1:  # one copy is the prefill's own tensors
+        cache.batch_select_indices(torch.zeros(copies, dtype=torch.long, device=device))
     return cache
 
 
@@ -119,7 +120,8 @@ def sequence_logprobs(
     rows, columns = mask.nonzero(as_tuple=True)  # the M scored targets, row by row
     # One forward per row, on its own tokens after the shared prefix (whose KV it continues):
     # batched rows are padded to the longest, and the padded positions cost as much as real ones
-    # (1.55x slower on atlassian-core's SFT micro-batches, where lengths vary 47-1,138 tokens).
+    # (1.49x slower on atlassian-core's SFT micro-batches, where lengths vary 47-1,138 tokens:
+    # bench/logprobs.py).
     picked, target_ids = [], []
     for i, sequence in enumerate(sequences):
         row_columns = columns[rows == i]
