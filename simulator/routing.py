@@ -24,7 +24,14 @@ from typing import Any
 from django.db import transaction
 
 from simulator.models import World
-from simulator.trace import held_writes, hold_writes, reads_outside_transaction, release_writes, write_call
+from simulator.trace import (
+    TraceStatementFailed,
+    held_writes,
+    hold_writes,
+    reads_outside_transaction,
+    release_writes,
+    write_call,
+)
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +402,7 @@ def get_router():
 
 
 def dispatch(world, user, method, path, params, body, door, base_url, *, body_error=None, lock=False):
-    """Run one API call in ``world`` as ``user`` and return a SimResponse; never raises.
+    """Run one API call in ``world`` as ``user`` and return a SimResponse.
 
     ``params``: a dict of query parameters (values may be lists) or a QueryParams.
     ``body_error``: set by the HTTP door when the request body was not valid JSON.
@@ -405,7 +412,9 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
     One transaction per call: the handler's writes, the world's clock and id counter and the trace
     (simulator.trace) commit together. A call that fails is rolled back whole and its trace entry
     written in a transaction of its own, so the common case, a call that succeeds, needs no
-    savepoint.
+    savepoint. On PostgreSQL a call whose one write is its trace statement returns before that
+    statement's answer is read (simulator.trace.UnansweredStatement); if it failed, the next call
+    raises TraceStatementFailed, the one exception that leaves this function.
     """
     started = time.perf_counter()
     method = method.upper()
@@ -444,6 +453,8 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
         return response
     except ApiError as err:
         response = err.response()
+    except TraceStatementFailed:
+        raise  # the previous call is lost: this world cannot answer for what it holds
     except Exception as exc:
         log.exception("simulator handler failed: %s %s", method, path)
         api = route.api if route else api_of_path(path)

@@ -16,14 +16,17 @@ fields, so what lands in the tables is what the ORM would write.
   by ``SET LOCAL synchronous_commit TO OFF``: the call's commit does not wait for its WAL to reach
   the disk (3 ms on the shared machine, most of a call). A crash of the database server can lose
   the last fraction of a second of calls, each one whole, state and trace together; it never
-  splits a call. The setting is for this transaction only.
+  splits a call. The setting is for this transaction only. Where that statement is the call's
+  whole transaction, the call does not wait for its answer either (UnansweredStatement, below):
+  the connection's next statement reads it first.
 - SQLite: three statements (WAL with synchronous=NORMAL already commits without a sync).
 """
 
 import contextvars
+import ctypes
 from functools import cache, lru_cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 from simulator.models import ApiCall, Change, World
 from simulator.prepared import insert, insert_sql, insert_values, prepared, reads_only
@@ -279,9 +282,13 @@ def write_call(world, call, changes, held=(), reads=None):
             statement = _sql("postgresql", len(changes), tuple(sql for _, sql, _ in held))
             if len(changes) <= PREPARED_CHANGES:
                 statement = prepared(statement)
-            if reads is not None:
-                reads.close()  # one statement: its implicit transaction covers SET LOCAL too
-            cursor.execute(f"SET LOCAL synchronous_commit TO OFF; {statement}", params)
+            statement = f"SET LOCAL synchronous_commit TO OFF; {statement}"
+            if reads is not None and reads.close():
+                # Nothing began the call's transaction: the statement is the whole of it, and the
+                # call returns without waiting for its answer (UnansweredStatement).
+                _send_unanswered(db, cursor, statement, params)
+                return
+            cursor.execute(statement, params)
             return
         world_sql, call_sql, changes_sql = _sql(db.vendor, len(changes))
         cursor.execute(world_sql, counters)
@@ -292,3 +299,111 @@ def write_call(world, call, changes, held=(), reads=None):
             for change in changes:
                 params.extend([world.pk, call_id, *_prep(change_fields, change, db)])
             cursor.execute(changes_sql, params)
+
+
+# --- The trace statement, sent without waiting for its answer (PostgreSQL) ------------------------
+
+
+class TraceStatementFailed(DatabaseError):
+    """The trace statement of a call whose answer was already given failed (see
+    UnansweredStatement): that call is not in the database, neither its writes nor its trace,
+    while the world's clock in memory counted it. Raised by the connection's next statement; the
+    world cannot go on, the episode that was using it must start again on a fresh fork."""
+
+
+class UnansweredStatement:
+    """A call's trace statement, sent on the call's connection without waiting for its answer.
+
+    A call that wrote nothing before its trace statement (the in-process door, PostgreSQL, a call
+    that is its connection's outermost transaction: ReadsOutsideTransaction) has its whole
+    transaction in that one statement. It is sent and the call returns at once; the server runs it
+    while the caller goes on to its next call, and this object, an execute wrapper of the
+    connection, reads its answer before the connection's next statement. PostgreSQL runs a
+    connection's statements in the order they come, so that next statement sees everything the
+    call wrote, as it would have; what changes is when a failure is heard of: after the call's
+    answer was given, as TraceStatementFailed from the next statement. Such a failure loses the
+    call whole (state and trace are one statement), as an asynchronous commit already may when
+    the server crashes; on a world one client owns nothing but a broken connection or a
+    concurrent writer to the same world could cause it.
+
+    psycopg2 has no call that sends without waiting, so the statement goes through libpq's
+    PQsendQuery on psycopg2's own connection (``pgconn_ptr``, documented for such use), text made
+    by psycopg2's ``mogrify``. psycopg2 itself never trips over the unread answer: it sends with
+    PQexec, which reads and drops any answer left before sending; the wrapper reads it first so a
+    failure is not dropped unheard.
+    """
+
+    def __init__(self, db):
+        self.db, self.raw = db, db.connection
+        self.pgconn = self.raw.pgconn_ptr
+        db.execute_wrappers.insert(0, self)  # outermost: before any other wrapper's statement
+
+    def __call__(self, execute, sql, params, many, context):
+        self.finish()
+        return execute(sql, params, many, context)
+
+    def finish(self):
+        """Read the answer (once); raise TraceStatementFailed if the statement failed."""
+        if self not in self.db.execute_wrappers:
+            return
+        self.db.execute_wrappers.remove(self)
+        if self.raw.closed or self.db.connection is not self.raw:
+            return  # closed since: the server still runs a statement it received whole
+        lib, error = _libpq(), None
+        while result := lib.PQgetResult(self.pgconn):
+            if error is None and lib.PQresultStatus(result) == _PGRES_FATAL_ERROR:
+                error = lib.PQresultErrorMessage(result).decode(errors="replace").strip()
+            lib.PQclear(result)
+        if error is not None:
+            raise TraceStatementFailed(f"The trace statement of the previous call failed: {error}")
+
+
+_PGRES_FATAL_ERROR = 7  # libpq's ExecStatusType
+
+
+@cache
+def _libpq():
+    """libpq's functions from the library psycopg2's connections were opened with (the symbols
+    are looked up among _psycopg's dependencies, never in some other libpq on the machine)."""
+    import psycopg2._psycopg
+
+    lib = ctypes.CDLL(psycopg2._psycopg.__file__)
+    for name, argtypes, restype in (
+        ("PQsendQuery", [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+        ("PQgetResult", [ctypes.c_void_p], ctypes.c_void_p),
+        ("PQresultStatus", [ctypes.c_void_p], ctypes.c_int),
+        ("PQresultErrorMessage", [ctypes.c_void_p], ctypes.c_char_p),
+        ("PQclear", [ctypes.c_void_p], None),
+        ("PQerrorMessage", [ctypes.c_void_p], ctypes.c_char_p),
+    ):
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+    return lib
+
+
+def unanswered(db):
+    """The connection's statement still waiting to be read, if any."""
+    return next((w for w in db.execute_wrappers if isinstance(w, UnansweredStatement)), None)
+
+
+def _send_unanswered(db, cursor, sql, params):
+    """Send ``sql`` with ``params`` on ``db``'s connection and return without its answer."""
+    pending = unanswered(db)
+    if pending is not None:
+        pending.finish()  # libpq sends one query at a time
+    query = cursor.mogrify(sql, params)
+    if db.queries_logged:  # as Django's debug cursor logs a statement (counted by the benchmark)
+        db.queries_log.append({"sql": query.decode(errors="replace"), "time": "0.000"})
+    lib = _libpq()
+    if not lib.PQsendQuery(db.connection.pgconn_ptr, query):
+        raise DatabaseError(lib.PQerrorMessage(db.connection.pgconn_ptr).decode(errors="replace").strip())
+    UnansweredStatement(db)
+
+
+def finish_unanswered():
+    """Read the answer of the statement this thread's connection sent without waiting, if any
+    (TraceStatementFailed if it failed): for code that must know its calls are in the database
+    before it goes on without running a statement, such as the end of an episode."""
+    pending = unanswered(connections[DEFAULT_DB_ALIAS])
+    if pending is not None:
+        pending.finish()
