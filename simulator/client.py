@@ -43,16 +43,28 @@ class SimResult:
 
 class SimClient:
     """``SimClient(world, user).request("GET", "/rest/api/3/myself")``; paths are below the
-    world's mount (``/rest/...`` for Jira, ``/wiki/...`` for Confluence)."""
+    world's mount (``/rest/...`` for Jira, ``/wiki/...`` for Confluence).
 
-    def __init__(self, world, user, host=DEFAULT_BASE):
+    ``wait=False`` is for a world this client alone uses, such as a rollout's episode: on
+    PostgreSQL a call whose one write is its trace statement then returns without waiting for that
+    statement's answer, which this connection's next statement reads (simulator.trace.
+    UnansweredStatement; a failure is raised there as TraceStatementFailed). Everything on this
+    connection sees the call at once; another connection may see it a fraction of a millisecond
+    after the call returned, which is why the default waits.
+    """
+
+    def __init__(self, world, user, host=DEFAULT_BASE, wait=True):
         self.world = world
         self.user = user
         self.base_url = f"{host.rstrip('/')}/sim/{world.slug}"
+        self.wait = wait
 
     def request(self, method, path, params=None, json=None):
         path, params = _split_query(path, params)
-        return SimResult(dispatch(self.world, self.user, method, path, params, json, "client", self.base_url))
+        response = dispatch(
+            self.world, self.user, method, path, params, json, "client", self.base_url, wait=self.wait
+        )
+        return SimResult(response)
 
     def get(self, path, params=None):
         return self.request("GET", path, params=params)

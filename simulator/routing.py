@@ -401,20 +401,23 @@ def get_router():
 # --- Dispatch -------------------------------------------------------------------------------------
 
 
-def dispatch(world, user, method, path, params, body, door, base_url, *, body_error=None, lock=False):
+def dispatch(
+    world, user, method, path, params, body, door, base_url, *, body_error=None, lock=False, wait=True
+):
     """Run one API call in ``world`` as ``user`` and return a SimResponse.
 
     ``params``: a dict of query parameters (values may be lists) or a QueryParams.
     ``body_error``: set by the HTTP door when the request body was not valid JSON.
     ``lock``: re-read and lock the world's row first (the HTTP door, where several processes may
     serve one world; the in-process client owns its World object and its counters).
+    ``wait``: False lets a call whose one write is its trace statement return before that
+    statement's answer is read (simulator.trace.UnansweredStatement; SimClient's ``wait``).
 
     One transaction per call: the handler's writes, the world's clock and id counter and the trace
     (simulator.trace) commit together. A call that fails is rolled back whole and its trace entry
     written in a transaction of its own, so the common case, a call that succeeds, needs no
-    savepoint. On PostgreSQL a call whose one write is its trace statement returns before that
-    statement's answer is read (simulator.trace.UnansweredStatement); if it failed, the next call
-    raises TraceStatementFailed, the one exception that leaves this function.
+    savepoint. If a trace statement sent without waiting failed, the next call raises
+    TraceStatementFailed, the one exception that leaves this function.
     """
     started = time.perf_counter()
     method = method.upper()
@@ -449,7 +452,7 @@ def dispatch(world, user, method, path, params, body, door, base_url, *, body_er
             if body_error is not None:
                 raise req.error(400, body_error)
             response = _as_response(route.handler(req))
-            _trace(world, req, response, route, started, held_writes(), reads)
+            _trace(world, req, response, route, started, held_writes(), reads, wait)
         return response
     except ApiError as err:
         response = err.response()
@@ -501,7 +504,7 @@ def _reread_counters(world):
     world.ticks, world.next_ext_id = fresh.ticks, fresh.next_ext_id
 
 
-def _trace(world, req, response, route, started, held=(), reads=None):
+def _trace(world, req, response, route, started, held=(), reads=None, wait=True):
     call = {
         "world": world.pk,
         "seq": world.ticks,  # one tick per call, so the clock's tick count numbers the calls
@@ -517,7 +520,7 @@ def _trace(world, req, response, route, started, held=(), reads=None):
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         "at": req.now,
     }
-    write_call(world, call, req.changes, held, reads)
+    write_call(world, call, req.changes, held, reads, wait)
 
 
 def _as_response(result):

@@ -263,11 +263,12 @@ def _sql(vendor, n_changes, held=()):
     return world, call, f"{change_into} VALUES {rows}"
 
 
-def write_call(world, call, changes, held=(), reads=None):
+def write_call(world, call, changes, held=(), reads=None, wait=True):
     """Write ``world``'s counters, the call (``{field: value}`` of ApiCall, by CALL_FIELDS), its
     ``changes`` (tuples by CHANGE_FIELDS) and the writes the call ``held`` (``held_writes()``;
     only PostgreSQL holds any). ``reads``: the call's ReadsOutsideTransaction, if it has one; the
-    trace statement then commits by itself when nothing began the transaction before it."""
+    trace statement then commits by itself when nothing began the transaction before it, and is
+    not waited for unless ``wait`` (UnansweredStatement)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the thread-local proxy
     call_values = _prep(_fields(ApiCall, CALL_FIELDS), [call[name] for name in CALL_FIELDS], db)
     change_fields = _fields(Change, CHANGE_FIELDS)
@@ -283,7 +284,7 @@ def write_call(world, call, changes, held=(), reads=None):
             if len(changes) <= PREPARED_CHANGES:
                 statement = prepared(statement)
             statement = f"SET LOCAL synchronous_commit TO OFF; {statement}"
-            if reads is not None and reads.close():
+            if reads is not None and reads.close() and not wait:
                 # Nothing began the call's transaction: the statement is the whole of it, and the
                 # call returns without waiting for its answer (UnansweredStatement).
                 _send_unanswered(db, cursor, statement, params)
@@ -314,9 +315,10 @@ class TraceStatementFailed(DatabaseError):
 class UnansweredStatement:
     """A call's trace statement, sent on the call's connection without waiting for its answer.
 
-    A call that wrote nothing before its trace statement (the in-process door, PostgreSQL, a call
-    that is its connection's outermost transaction: ReadsOutsideTransaction) has its whole
-    transaction in that one statement. It is sent and the call returns at once; the server runs it
+    A call that wrote nothing before its trace statement (PostgreSQL, a call that is its
+    connection's outermost transaction: ReadsOutsideTransaction) has its whole transaction in that
+    one statement. Where its client allows (SimClient's ``wait=False``, for a world the client
+    alone uses), it is sent and the call returns at once; the server runs it
     while the caller goes on to its next call, and this object, an execute wrapper of the
     connection, reads its answer before the connection's next statement. PostgreSQL runs a
     connection's statements in the order they come, so that next statement sees everything the

@@ -25,7 +25,7 @@ def client():
     from simulator.seeding import load_seed
 
     world = load_seed("acme").fork()
-    return SimClient(world, User.objects.get(world=world, account_id=ADA))
+    return SimClient(world, User.objects.get(world=world, account_id=ADA), wait=False)
 
 
 def labels(world, key):
@@ -42,6 +42,12 @@ def test_the_next_statement_sees_what_the_call_wrote(client):
     assert ApiCall.objects.filter(world=client.world).count() == calls + 1
     r = client.get(f"{V3}/issue/OPS-1", params={"fields": "labels"})
     assert "seen" in r.json()["fields"]["labels"]
+
+
+def test_a_client_that_waits_reads_every_answer(client):
+    waiting = SimClient(client.world, client.user)
+    assert waiting.put(f"{V3}/issue/OPS-1", json={"update": {"labels": [{"add": "x"}]}}).status_code == 204
+    assert trace.unanswered(connection) is None
 
 
 def _doom_next_call(world):
