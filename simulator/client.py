@@ -1,7 +1,6 @@
 """The in-process door: rollouts call the simulator without sockets, through the same handlers,
 validation and trace as the HTTP door."""
 
-import json
 from urllib.parse import parse_qs, urlsplit
 
 from simulator.routing import dispatch
@@ -16,6 +15,7 @@ class SimResult:
     def __init__(self, response):
         self.status_code = response.status
         self._body = response.body
+        self._response = response
         self.headers = dict(response.headers)
         if response.body is not None:
             self.headers.setdefault("Content-Type", "application/json;charset=UTF-8")
@@ -26,7 +26,7 @@ class SimResult:
 
     @property
     def text(self):
-        return "" if self._body is None else json.dumps(self._body)
+        return self._response.text()
 
     @property
     def content(self):

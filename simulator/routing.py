@@ -15,6 +15,7 @@ handler in a transaction (rolled back when it fails), turns errors into Atlassia
 (simulator.trace), in the same transaction as the handler's writes.
 """
 
+import json
 import logging
 import re
 import time
@@ -25,6 +26,7 @@ from django.db import transaction
 
 from simulator.models import World
 from simulator.trace import (
+    JSONText,
     TraceStatementFailed,
     held_writes,
     hold_writes,
@@ -70,6 +72,14 @@ class SimResponse:
     status: int = 200
     body: Any = None  # JSON-able; None = an empty body (204, or 201 for POST /issueLink)
     headers: dict = field(default_factory=dict)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def text(self):
+        """The body as JSON text ("" for none), encoded once: the trace keeps the same text the
+        door sends (a search's answer is 16 kB to encode)."""
+        if self._text is None:
+            self._text = "" if self.body is None else json.dumps(self.body)
+        return self._text
 
 
 def created(body=None):
@@ -515,7 +525,7 @@ def _trace(world, req, response, route, started, held=(), reads=None, wait=True)
         "query": req.params.as_json(),
         "body": req.body,
         "status": response.status,
-        "response": response.body,
+        "response": JSONText(response.text()) if response.body is not None else None,
         "operation": route.operation if route else "",
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         "at": req.now,

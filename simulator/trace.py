@@ -212,12 +212,22 @@ def _fields(model, names):
     return tuple(model._meta.get_field(name) for name in names)
 
 
+class JSONText(str):
+    """A JSON field's value already encoded as JSON text, stored as it is (what the field would
+    store for the decoded value, without encoding it again)."""
+
+
 def _prep(fields, values, db):
     out = []
     for f, v in zip(fields, values, strict=True):
         # A str, int or float (or None) that its field would adapt to itself goes as it is; the
         # rest (JSON, datetimes) as the field adapts it.
-        out.append(v if v is None or type(v) is _AS_IS.get(f) else f.get_db_prep_save(v, db))
+        if v is None or type(v) is _AS_IS.get(f):
+            out.append(v)
+        elif type(v) is JSONText:
+            out.append(str(v))
+        else:
+            out.append(f.get_db_prep_save(v, db))
     return out
 
 

@@ -43,7 +43,7 @@ def api(request, world, rest):
         body_error=body_error,
         lock=True,
     )
-    return _http_response(response.status, response.body, response.headers)
+    return _http_response(response.status, response.body, response.headers, response.text())
 
 
 def _authenticate(request, slug):
@@ -67,12 +67,13 @@ def _authenticate(request, slug):
     return user
 
 
-def _http_response(status, body, headers):
+def _http_response(status, body, headers, text=None):
     if body is None:
         response = HttpResponse(status=status)  # truly empty: clients read "" as "no content"
         del response["Content-Type"]
     else:
-        response = HttpResponse(json.dumps(body), status=status, content_type=JSON_TYPE)
+        text = json.dumps(body) if text is None else text
+        response = HttpResponse(text, status=status, content_type=JSON_TYPE)
     for key, value in headers.items():
         response[key] = value
     return response
