@@ -476,7 +476,7 @@ def dispatch(
     finally:
         release_writes(holding)  # what a failed call still held is dropped with its transaction
         if reads is not None:
-            reads.close()
+            reads.end()
     # The call's writes were rolled back, the ids it allocated with them: its answer still ticks
     # the clock and goes to the trace.
     world.ticks, world.next_ext_id = ticks, next_ext_id

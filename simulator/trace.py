@@ -157,25 +157,29 @@ class ReadsOutsideTransaction:
     statement: without a transaction before it, it commits by itself, and the call needs no COMMIT
     of its own (a round trip, 0.2-0.7 ms on the shared machine). Reads outside a transaction see
     what they would see inside one under READ COMMITTED (every statement takes its own snapshot),
-    and nothing is written before the transaction begins. Django's atomic block stays around the
-    call, so its bookkeeping is unchanged: only psycopg2's connection runs in autocommit until the
-    first write (an execute wrapper), and its commit or rollback of nothing sends nothing.
+    and nothing is written before the transaction begins. A call that writes before its trace
+    (an issue's create) has its transaction begun here, BEGIN sent in the same round trip as its
+    first write, and ended by its trace statement (``write_call`` adds the COMMIT to it) or by
+    ``end`` (ROLLBACK, the call failed): two round trips fewer than psycopg2's own BEGIN and
+    COMMIT. Django's atomic block stays around the call, so its bookkeeping is unchanged: psycopg2's
+    connection runs in autocommit throughout the call, and its commit or rollback sends nothing.
     """
 
     def __init__(self, db):
         self.db, self.raw = db, db.connection
         self.raw.autocommit = True
+        self.began = False  # a transaction this object began and has not ended
         db.execute_wrappers.append(self)
 
     def __call__(self, execute, sql, params, many, context):
-        if not reads_only(sql):
-            self.begin()
-        return execute(sql, params, many, context)
-
-    def begin(self):
-        """From the next statement on, the call is a transaction (psycopg2 sends BEGIN with it)."""
-        if self.close():
-            self.raw.autocommit = False
+        if reads_only(sql) or not self.close():
+            return execute(sql, params, many, context)
+        self.began = True
+        if many:
+            with self.raw.cursor() as cursor:
+                cursor.execute("BEGIN")
+            return execute(sql, params, many, context)
+        return execute(f"BEGIN; {sql}", params, many, context)
 
     def close(self):
         """Stop watching; whether the call had not begun its transaction."""
@@ -183,6 +187,18 @@ class ReadsOutsideTransaction:
             self.db.execute_wrappers.remove(self)
             return True
         return False
+
+    def end(self):
+        """After the call: stop watching, and roll back the transaction this object began if the
+        trace statement did not commit it (the call failed)."""
+        self.close()
+        if self.began:
+            self.began = False
+            try:
+                with self.raw.cursor() as cursor:
+                    cursor.execute("ROLLBACK")
+            except self.db.Database.Error:
+                pass  # a connection that cannot roll back has lost the transaction with itself
 
 
 def reads_outside_transaction():
@@ -294,12 +310,19 @@ def write_call(world, call, changes, held=(), reads=None, wait=True):
             if len(changes) <= PREPARED_CHANGES:
                 statement = prepared(statement)
             statement = f"SET LOCAL synchronous_commit TO OFF; {statement}"
-            if reads is not None and reads.close() and not wait:
-                # Nothing began the call's transaction: the statement is the whole of it, and the
-                # call returns without waiting for its answer (UnansweredStatement).
-                _send_unanswered(db, cursor, statement, params)
+            if reads is None:  # inside someone else's transaction
+                cursor.execute(statement, params)
                 return
-            cursor.execute(statement, params)
+            # The statement ends the call's transaction: it is the whole of it, or it commits what
+            # ReadsOutsideTransaction began.
+            reads.close()
+            if reads.began:
+                statement += "; COMMIT"
+            if wait:
+                cursor.execute(statement, params)
+            else:
+                _send_unanswered(db, cursor, statement, params)  # returns before its answer
+            reads.began = False
             return
         world_sql, call_sql, changes_sql = _sql(db.vendor, len(changes))
         cursor.execute(world_sql, counters)
@@ -325,16 +348,16 @@ class TraceStatementFailed(DatabaseError):
 class UnansweredStatement:
     """A call's trace statement, sent on the call's connection without waiting for its answer.
 
-    A call that wrote nothing before its trace statement (PostgreSQL, a call that is its
-    connection's outermost transaction: ReadsOutsideTransaction) has its whole transaction in that
-    one statement. Where its client allows (SimClient's ``wait=False``, for a world the client
-    alone uses), it is sent and the call returns at once; the server runs it
+    On PostgreSQL, a call that is its connection's outermost transaction ends that transaction with
+    its trace statement (ReadsOutsideTransaction: the statement is the whole transaction, or
+    carries its COMMIT). Where its client allows (SimClient's ``wait=False``, for a world the
+    client alone uses), the statement is sent and the call returns at once; the server runs it
     while the caller goes on to its next call, and this object, an execute wrapper of the
     connection, reads its answer before the connection's next statement. PostgreSQL runs a
     connection's statements in the order they come, so that next statement sees everything the
     call wrote, as it would have; what changes is when a failure is heard of: after the call's
     answer was given, as TraceStatementFailed from the next statement. Such a failure loses the
-    call whole (state and trace are one statement), as an asynchronous commit already may when
+    call whole (its state and its trace commit together), as an asynchronous commit already may when
     the server crashes; on a world one client owns nothing but a broken connection or a
     concurrent writer to the same world could cause it.
 
@@ -367,10 +390,14 @@ class UnansweredStatement:
                 error = lib.PQresultErrorMessage(result).decode(errors="replace").strip()
             lib.PQclear(result)
         if error is not None:
+            if self.raw.info.transaction_status in (_TRANSACTION_INTRANS, _TRANSACTION_INERROR):
+                with self.raw.cursor() as cursor:  # the COMMIT that followed the failure never ran
+                    cursor.execute("ROLLBACK")
             raise TraceStatementFailed(f"The trace statement of the previous call failed: {error}")
 
 
 _PGRES_FATAL_ERROR = 7  # libpq's ExecStatusType
+_TRANSACTION_INTRANS, _TRANSACTION_INERROR = 2, 3  # libpq's PGTransactionStatusType
 
 
 @cache

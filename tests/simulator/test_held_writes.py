@@ -196,7 +196,7 @@ def test_a_call_that_writes_only_its_trace_commits_with_it():
 
     def watch(execute, sql, params, many, context):
         if "synchronous_commit" in sql:  # the trace statement
-            seen.append(connection.connection.autocommit)
+            seen.append((connection.connection.autocommit, sql.endswith("; COMMIT")))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(watch):
@@ -206,9 +206,10 @@ def test_a_call_that_writes_only_its_trace_commits_with_it():
         assert client.post(f"{V3}/issue", json=body).status_code == 201
         assert client.get(f"{V3}/issue/OPS-999").status_code == 404
     if connection.vendor == "postgresql":
-        # get and edit: one statement, no transaction around it; create writes first; a failed
-        # call's trace is written in a transaction of its own
-        assert seen == [True, True, False, False]
+        # get and edit: one statement, no transaction around it; create writes first, and its
+        # trace statement carries the COMMIT; a failed call's trace is written in a (psycopg2)
+        # transaction of its own
+        assert seen == [(True, False), (True, False), (True, True), (False, False)]
     assert ApiCall.objects.filter(world=world).count() == 4
     assert list(
         IssueLabel.objects.filter(issue__world=world, issue__key="OPS-1", name="x").values_list(

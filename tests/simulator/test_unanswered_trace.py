@@ -9,7 +9,7 @@ from django.db import connection
 
 from simulator import trace
 from simulator.client import SimClient
-from simulator.models import ApiCall, IssueLabel, User
+from simulator.models import ApiCall, Issue, IssueLabel, User
 from tests.simulator.conftest import ADA
 
 V3 = "/rest/api/3"
@@ -95,3 +95,43 @@ def test_a_connection_closed_before_the_answer_was_read(client):
     assert "kept" in labels(client.world, "OPS-1")
     assert trace.unanswered(connection) is None
     assert client.get(f"{V3}/issue/OPS-1").status_code == 200
+
+
+CREATE = {"fields": {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}, "summary": "made"}}
+
+
+def idle():
+    """No transaction left open on the connection (libpq's own view, not psycopg2's)."""
+    import psycopg2.extensions
+
+    connection.ensure_connection()
+    return connection.connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+def test_a_create_commits_with_its_unanswered_trace(client):
+    r = client.post(f"{V3}/issue", json=CREATE)
+    assert r.status_code == 201
+    assert trace.unanswered(connection) is not None
+    assert Issue.objects.filter(world=client.world, key=r.json()["key"]).exists()
+    assert idle()
+
+
+def test_a_create_that_fails_after_writing_is_rolled_back(client):
+    body = {
+        **CREATE,
+        "update": {"issuelinks": [{"add": {"type": {"name": "Blocks"}, "outwardIssue": {"key": "OPS-999"}}}]},
+    }
+    count = Issue.objects.filter(world=client.world).count()
+    assert client.post(f"{V3}/issue", json=body).status_code == 404
+    assert idle()
+    assert Issue.objects.filter(world=client.world).count() == count
+
+
+def test_a_create_whose_unanswered_trace_fails_is_rolled_back(client):
+    _doom_next_call(client.world)
+    count = Issue.objects.filter(world=client.world).count()
+    assert client.post(f"{V3}/issue", json=CREATE).status_code == 201
+    with pytest.raises(trace.TraceStatementFailed):
+        trace.finish_unanswered()
+    assert idle()  # the COMMIT after the failed statement never ran: rolled back, not left open
+    assert Issue.objects.filter(world=client.world).count() == count
