@@ -26,6 +26,8 @@ import re
 import weakref
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db.models import signals
+from django.db.models.base import ModelState
 
 # database connection -> names of the statements prepared on it
 _PREPARED = weakref.WeakKeyDictionary()
@@ -165,7 +167,14 @@ def _parameter_types(params):
 def raw_instances(model, sql, params):
     """``list(model.objects.raw(sql, params))``: the same instances, with the columns' mapping and
     converters worked out once per model and list of columns instead of at every query (that
-    bookkeeping cost more than a hot call's Python around it)."""
+    bookkeeping cost more than a hot call's Python around it).
+
+    An instance is made as ``Model.from_db`` makes it, less ``Model.__init__``: the row's values
+    go straight into the instance's ``__dict__`` (the fields it does not read are deferred, as
+    from_db leaves them). What __init__ adds for a row from the database is one setattr per field
+    through the foreign keys' descriptors (which only clear caches a new instance has not got) and
+    the init signals, which no simulator model has (checked): a search's ten issues spent more in
+    __init__ than in the rest of their loading."""
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         cursor.execute(sql, [db.ops.adapt_unknown_value(value) for value in params])  # as RawQuery
@@ -181,7 +190,11 @@ def raw_instances(model, sql, params):
                 for convert in functions:
                     value = convert(value, expression, db)
                 row[pos] = value
-        instance = model.from_db(db.alias, names, [row[pos] for pos in positions])
+        instance = model.__new__(model)  # model.from_db, without Model.__init__ (below)
+        instance.__dict__.update({name: row[pos] for name, pos in zip(names, positions, strict=True)})
+        instance._state = ModelState()
+        instance._state.adding = False
+        instance._state.db = db.alias
         for column, pos in extra:
             setattr(instance, column, row[pos])
         found.append(instance)
@@ -191,6 +204,8 @@ def raw_instances(model, sql, params):
 @functools.cache
 def _raw_plan(model, columns, alias):
     # What RawModelIterable works out for each query (django.db.models.query), once.
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        raise TypeError(f"{model.__name__} has init signals: raw_instances would skip them")
     db = connections[alias]
     by_column = {db.introspection.identifier_converter(f.column): f for f in model._meta.fields}
     init = [f for f in model._meta.fields if db.introspection.identifier_converter(f.column) in columns]
@@ -224,7 +239,8 @@ def insert(obj):
 
 def insert_values(obj):
     """The values ``insert_sql`` takes for ``obj``, adapted by the model's own fields."""
-    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in _insert_fields(type(obj))]
+    db = connections[DEFAULT_DB_ALIAS]  # the fields look at it often: not through the proxy
+    return [f.get_db_prep_save(f.pre_save(obj, True), db) for f in _insert_fields(type(obj))]
 
 
 @functools.cache

@@ -24,6 +24,7 @@ fields, so what lands in the tables is what the ORM would write.
 
 import contextvars
 import ctypes
+import json
 from functools import cache, lru_cache
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
@@ -242,6 +243,8 @@ def _prep(fields, values, db):
             out.append(v)
         elif type(v) is JSONText:
             out.append(str(v))
+        elif f in _JSON_AS_TEXT:
+            out.append(json.dumps(v))  # the text the field stores, without its adapter object
         else:
             out.append(f.get_db_prep_save(v, db))
     return out
@@ -255,6 +258,16 @@ _AS_IS = {
     for f in (model._meta.get_field(name) for name in names)
     if f.get_internal_type()
     in ("CharField", "FloatField", "PositiveIntegerField", "PositiveSmallIntegerField", "ForeignKey")
+}
+
+
+# JSON fields without an encoder of their own: the field stores json.dumps of the value, on
+# PostgreSQL through psycopg2's Json adapter (whose quoting runs in Python), as a str here.
+_JSON_AS_TEXT = {
+    f
+    for model, names in ((ApiCall, CALL_FIELDS), (Change, CHANGE_FIELDS))
+    for f in (model._meta.get_field(name) for name in names)
+    if f.get_internal_type() == "JSONField" and f.encoder is None
 }
 
 
