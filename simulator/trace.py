@@ -272,7 +272,7 @@ _JSON_AS_TEXT = {
 
 
 def _placeholder(field):
-    # psycopg2 interpolates a Json value as a quoted literal: say what type it is.
+    # A JSON value goes as its text, a quoted literal: say what type it is.
     if field.get_internal_type() == "JSONField" and connection.vendor == "postgresql":
         return "%s::jsonb"
     return "%s"
@@ -306,8 +306,9 @@ def write_call(world, call, changes, held=(), reads=None, wait=True):
     """Write ``world``'s counters, the call (``{field: value}`` of ApiCall, by CALL_FIELDS), its
     ``changes`` (tuples by CHANGE_FIELDS) and the writes the call ``held`` (``held_writes()``;
     only PostgreSQL holds any). ``reads``: the call's ReadsOutsideTransaction, if it has one; the
-    trace statement then commits by itself when nothing began the transaction before it, and is
-    not waited for unless ``wait`` (UnansweredStatement)."""
+    trace statement then ends the call's transaction (it is the whole of it, or it carries the
+    COMMIT of the one ``reads`` began) and is not waited for unless ``wait``
+    (UnansweredStatement)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the thread-local proxy
     call_values = _prep(_fields(ApiCall, CALL_FIELDS), [call[name] for name in CALL_FIELDS], db)
     change_fields = _fields(Change, CHANGE_FIELDS)
