@@ -12,21 +12,26 @@ fields, so what lands in the tables is what the ORM would write.
 
 - PostgreSQL: one round trip. The world UPDATE, the call INSERT, the changes INSERT and the writes
   the handler held back (``write``, below) are one statement (data-modifying CTEs), prepared once
-  per connection for each number of changes and set of held writes (simulator.prepared), preceded
-  by ``SET LOCAL synchronous_commit TO OFF``: the call's commit does not wait for its WAL to reach
+  per connection for each number of changes and set of held writes (simulator.prepared), which
+  also sets ``synchronous_commit`` off for its transaction (``set_config``, a CTE of its own):
+  the call's commit does not wait for its WAL to reach
   the disk (3 ms on the shared machine, most of a call). A crash of the database server can lose
   the last fraction of a second of calls, each one whole, state and trace together; it never
   splits a call. The setting is for this transaction only. Where that statement is the call's
-  whole transaction, the call does not wait for its answer either (UnansweredStatement, below):
-  the connection's next statement reads it first.
+  whole transaction, the call need not wait for its answer either (UnansweredStatement, below):
+  the connection's next statement reads it first; such a statement is bound to its parameters as
+  text (libpq's PQsendQueryPrepared), no quoting and nothing long for the server to parse.
 - SQLite: three statements (WAL with synchronous=NORMAL already commits without a sync).
 """
 
 import contextvars
 import ctypes
+import datetime as dt
 import json
+import math
 from functools import cache, lru_cache
 
+import psycopg2.extras
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 from simulator.models import ApiCall, Change, World
@@ -278,6 +283,9 @@ def _placeholder(field):
     return "%s"
 
 
+_ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
+
 # Table and column names come from the models, values are always parameters: no input is spliced.
 @lru_cache(maxsize=256)
 def _sql(vendor, n_changes, held=()):
@@ -292,14 +300,20 @@ def _sql(vendor, n_changes, held=()):
     change_into = f"INSERT INTO {Change._meta.db_table} (world_id, call_id, {', '.join(CHANGE_FIELDS)})"
     change_values = ", ".join(_placeholder(f) for f in change_fields)
     if vendor == "postgresql":
-        head = f"WITH w AS ({world}), c AS ({call} RETURNING id, world_id)"
+        # s: this transaction's commit does not wait for the WAL flush (a CTE runs when the
+        # statement reads it, hence "FROM c, s").
+        head = f"WITH s AS ({_ASYNC_COMMIT}), w AS ({world}), c AS ({call} RETURNING id, world_id)"
         head += "".join(f", h{i} AS ({sql})" for i, sql in enumerate(held)) + " "
         if not n_changes:
-            return head + "SELECT id FROM c"  # noqa: S608
+            return head + "SELECT id FROM c, s"  # noqa: S608
         rows = ", ".join([f"({change_values})"] * n_changes)
-        return head + f"{change_into} SELECT c.world_id, c.id, v.* FROM c, (VALUES {rows}) AS v"  # noqa: S608
+        return head + f"{change_into} SELECT c.world_id, c.id, v.* FROM c, s, (VALUES {rows}) AS v"  # noqa: S608
     rows = ", ".join([f"(%s, %s, {change_values})"] * n_changes)
     return world, call, f"{change_into} VALUES {rows}"
+
+
+def _prepared_if_small(statement, changes):
+    return prepared(statement) if len(changes) <= PREPARED_CHANGES else statement
 
 
 def write_call(world, call, changes, held=(), reads=None, wait=True):
@@ -321,21 +335,24 @@ def write_call(world, call, changes, held=(), reads=None, wait=True):
             for change in changes:
                 params.extend(_prep(change_fields, change, db))
             statement = _sql("postgresql", len(changes), tuple(sql for _, sql, _ in held))
-            if len(changes) <= PREPARED_CHANGES:
-                statement = prepared(statement)
-            statement = f"SET LOCAL synchronous_commit TO OFF; {statement}"
             if reads is None:  # inside someone else's transaction
-                cursor.execute(statement, params)
+                cursor.execute(_prepared_if_small(statement, changes), params)
                 return
             # The statement ends the call's transaction: it is the whole of it, or it commits what
             # ReadsOutsideTransaction began.
             reads.close()
+            if not wait and not reads.began and len(changes) <= PREPARED_CHANGES:
+                texts = _as_text(params)
+                if texts is not None:
+                    _send_unanswered(db, statement, texts)  # returns before its answer
+                    return
+            statement = _prepared_if_small(statement, changes)
             if reads.began:
                 statement += "; COMMIT"
             if wait:
                 cursor.execute(statement, params)
             else:
-                _send_unanswered(db, cursor, statement, params)  # returns before its answer
+                _send_unanswered(db, cursor.mogrify(statement, params))
             reads.began = False
             return
         world_sql, call_sql, changes_sql = _sql(db.vendor, len(changes))
@@ -423,6 +440,19 @@ def _libpq():
     lib = ctypes.CDLL(psycopg2._psycopg.__file__)
     for name, argtypes, restype in (
         ("PQsendQuery", [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+        (
+            "PQsendQueryPrepared",
+            [
+                ctypes.c_void_p,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_char_p),
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_int,
+            ],
+            ctypes.c_int,
+        ),
         ("PQgetResult", [ctypes.c_void_p], ctypes.c_void_p),
         ("PQresultStatus", [ctypes.c_void_p], ctypes.c_int),
         ("PQresultErrorMessage", [ctypes.c_void_p], ctypes.c_char_p),
@@ -439,18 +469,76 @@ def unanswered(db):
     return next((w for w in db.execute_wrappers if isinstance(w, UnansweredStatement)), None)
 
 
-def _send_unanswered(db, cursor, sql, params):
-    """Send ``sql`` with ``params`` on ``db``'s connection and return without its answer."""
+def _send_unanswered(db, query, texts=None):
+    """Send a statement on ``db``'s connection and return without its answer: ``query`` as text
+    made by psycopg2, or, with ``texts``, the statement ``query`` prepared on the connection and
+    bound to those parameters (PostgreSQL's text input; no quoting, and nothing for the server to
+    parse but the values)."""
     pending = unanswered(db)
     if pending is not None:
         pending.finish()  # libpq sends one query at a time
-    query = cursor.mogrify(sql, params)
+    lib, pgconn = _libpq(), db.connection.pgconn_ptr
+    if texts is None:
+        sent = lib.PQsendQuery(pgconn, query)
+        logged = query.decode(errors="replace")
+    else:
+        name = prepared(query).split()[1]  # prepares it on this connection the first time
+        values = (ctypes.c_char_p * len(texts))(*[None if t is None else t.encode() for t in texts])
+        sent = lib.PQsendQueryPrepared(pgconn, name.encode(), len(texts), values, None, None, 0)
+        logged = f"EXECUTE {name} ({len(texts)} parameters)"
+    if not sent:
+        raise DatabaseError(lib.PQerrorMessage(pgconn).decode(errors="replace").strip())
     if db.queries_logged:  # as Django's debug cursor logs a statement (counted by the benchmark)
-        db.queries_log.append({"sql": query.decode(errors="replace"), "time": "0.000"})
-    lib = _libpq()
-    if not lib.PQsendQuery(db.connection.pgconn_ptr, query):
-        raise DatabaseError(lib.PQerrorMessage(db.connection.pgconn_ptr).decode(errors="replace").strip())
+        db.queries_log.append({"sql": logged, "time": "0.000"})
     UnansweredStatement(db)
+
+
+def _as_text(values):
+    """``values`` in PostgreSQL's text input form (None for NULL), as psycopg2 would have written
+    them into the statement; None if one has no form here that is sure to mean the same."""
+    texts = []
+    for v in values:
+        kind = type(v)
+        if v is None:
+            texts.append(None)
+        elif kind is str:
+            if "\x00" in v:
+                return None
+            texts.append(v)
+        elif kind is bool:
+            texts.append("t" if v else "f")
+        elif kind is int:
+            texts.append(str(v))
+        elif kind is float and math.isfinite(v):
+            texts.append(repr(v))
+        elif (kind is dt.datetime and v.tzinfo is not None) or kind is dt.date:
+            texts.append(v.isoformat())
+        elif kind is list:
+            text = _array_text(v)
+            if text is None:
+                return None
+            texts.append(text)
+        elif isinstance(v, psycopg2.extras.Json):  # a JSON field's value (Django's Jsonb)
+            text = v.dumps(v.adapted)
+            if "\x00" in text:
+                return None
+            texts.append(text)
+        else:
+            return None
+    return texts
+
+
+def _array_text(items):
+    """A flat list of str or int in PostgreSQL's array input form; None for anything else."""
+    out = []
+    for item in items:
+        if type(item) is int:
+            out.append(str(item))
+        elif type(item) is str and "\x00" not in item:
+            out.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            return None
+    return "{" + ",".join(out) + "}"
 
 
 def finish_unanswered():

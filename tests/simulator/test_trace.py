@@ -238,3 +238,13 @@ def test_the_trace_json_columns_compress_with_lz4_where_the_server_has_it(db):
         ("simulator_change", "after", "l"),
         ("simulator_change", "before", "l"),
     ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+def test_a_call_commits_without_waiting_for_the_wal_flush(ada):
+    # Inside the test's transaction the trace statement's setting outlives it, where it can be seen.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO on")  # the fork of the fixture set it off
+        assert SimClient(ada.world, ada).get("/rest/api/3/myself").status_code == 200
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"

@@ -135,3 +135,32 @@ def test_a_create_whose_unanswered_trace_fails_is_rolled_back(client):
         trace.finish_unanswered()
     assert idle()  # the COMMIT after the failed statement never ran: rolled back, not left open
     assert Issue.objects.filter(world=client.world).count() == count
+
+
+LABEL = 'it\'s"q",{b}\\z'  # what PostgreSQL's array and text input forms must escape
+
+
+def test_an_unanswered_statement_is_bound_to_its_parameters_as_text(client):
+    from django.test.utils import CaptureQueriesContext
+
+    from simulator.models import Comment
+
+    adf = {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "é ' \\ %s"}]}],
+    }
+    with CaptureQueriesContext(connection) as ctx:
+        assert (
+            client.put(f"{V3}/issue/OPS-1", json={"update": {"labels": [{"add": LABEL}]}}).status_code == 204
+        )
+        r = client.post(f"{V3}/issue/OPS-1/comment", json={"body": adf})
+        assert r.status_code == 201
+        assert client.get(f"{V3}/issue/OPS-1").status_code == 200
+    bound = [q["sql"] for q in ctx.captured_queries if q["sql"].endswith(" parameters)")]
+    assert len(bound) == 3  # labels, the comment (a JSON body), the read: none fell back to quoting
+    comment = Comment.objects.get(issue__world=client.world, ext_id=int(r.json()["id"]))
+    assert comment.body == adf  # the values arrive as they were sent
+    assert LABEL in labels(client.world, "OPS-1")
+    call = ApiCall.objects.filter(world=client.world).order_by("-seq")[1]
+    assert call.body == {"body": adf} and call.response == r.json()
