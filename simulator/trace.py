@@ -392,9 +392,11 @@ class UnansweredStatement:
     the server crashes; on a world one client owns nothing but a broken connection or a
     concurrent writer to the same world could cause it.
 
-    psycopg2 has no call that sends without waiting, so the statement goes through libpq's
-    PQsendQuery on psycopg2's own connection (``pgconn_ptr``, documented for such use), text made
-    by psycopg2's ``mogrify``. psycopg2 itself never trips over the unread answer: it sends with
+    psycopg2 has no call that sends without waiting, so the statement goes through libpq on
+    psycopg2's own connection (``pgconn_ptr``, documented for such use): PQsendQueryPrepared, its
+    parameters as text (``_as_text``), or PQsendQuery of the text psycopg2's ``mogrify`` makes
+    where a value has no sure text form or the statement carries a COMMIT. psycopg2 itself never
+    trips over the unread answer: it sends with
     PQexec, which reads and drops any answer left before sending; the wrapper reads it first so a
     failure is not dropped unheard.
     """
