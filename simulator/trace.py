@@ -388,17 +388,16 @@ class UnansweredStatement:
     connection's statements in the order they come, so that next statement sees everything the
     call wrote, as it would have; what changes is when a failure is heard of: after the call's
     answer was given, as TraceStatementFailed from the next statement. Such a failure loses the
-    call whole (its state and its trace commit together), as an asynchronous commit already may when
-    the server crashes; on a world one client owns nothing but a broken connection or a
+    call whole (its state and its trace commit together), as an asynchronous commit already may
+    when the server crashes; on a world one client owns nothing but a broken connection or a
     concurrent writer to the same world could cause it.
 
     psycopg2 has no call that sends without waiting, so the statement goes through libpq on
     psycopg2's own connection (``pgconn_ptr``, documented for such use): PQsendQueryPrepared, its
     parameters as text (``_as_text``), or PQsendQuery of the text psycopg2's ``mogrify`` makes
     where a value has no sure text form or the statement carries a COMMIT. psycopg2 itself never
-    trips over the unread answer: it sends with
-    PQexec, which reads and drops any answer left before sending; the wrapper reads it first so a
-    failure is not dropped unheard.
+    trips over the unread answer: it sends with PQexec, which reads and drops any answer left
+    before sending; the wrapper reads it first so a failure is not dropped unheard.
     """
 
     def __init__(self, db):
