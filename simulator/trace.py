@@ -344,7 +344,7 @@ def write_call(world, call, changes, held=(), reads=None, wait=True):
             if not wait and not reads.began and len(changes) <= PREPARED_CHANGES:
                 texts = _as_text(params)
                 if texts is not None:
-                    _send_unanswered(db, statement, texts)  # returns before its answer
+                    _send_bound(db, statement, texts)  # returns before its answer
                     return
             statement = _prepared_if_small(statement, changes)
             if reads.began:
@@ -352,7 +352,7 @@ def write_call(world, call, changes, held=(), reads=None, wait=True):
             if wait:
                 cursor.execute(statement, params)
             else:
-                _send_unanswered(db, cursor.mogrify(statement, params))
+                _send_text(db, cursor.mogrify(statement, params))  # returns before its answer
             reads.began = False
             return
         world_sql, call_sql, changes_sql = _sql(db.vendor, len(changes))
@@ -470,24 +470,31 @@ def unanswered(db):
     return next((w for w in db.execute_wrappers if isinstance(w, UnansweredStatement)), None)
 
 
-def _send_unanswered(db, query, texts=None):
-    """Send a statement on ``db``'s connection and return without its answer: ``query`` as text
-    made by psycopg2, or, with ``texts``, the statement ``query`` prepared on the connection and
-    bound to those parameters (PostgreSQL's text input; no quoting, and nothing for the server to
-    parse but the values)."""
+def _send_bound(db, sql, texts):
+    """Send the statement ``sql`` (prepared on ``db``'s connection) bound to ``texts``, its
+    parameters in PostgreSQL's text input form, and return without its answer: no quoting, and
+    nothing for the server to parse but the values."""
+    name = prepared(sql).split()[1]  # prepares it on this connection the first time
+    values = (ctypes.c_char_p * len(texts))(*[None if t is None else t.encode() for t in texts])
+    _send(
+        db,
+        f"EXECUTE {name} ({len(texts)} parameters)",
+        lambda lib, pgconn: lib.PQsendQueryPrepared(pgconn, name.encode(), len(texts), values, None, None, 0),
+    )
+
+
+def _send_text(db, query):
+    """Send ``query``, a statement as psycopg2's ``mogrify`` writes it, and return without its
+    answer."""
+    _send(db, query.decode(errors="replace"), lambda lib, pgconn: lib.PQsendQuery(pgconn, query))
+
+
+def _send(db, logged, send):
     pending = unanswered(db)
     if pending is not None:
         pending.finish()  # libpq sends one query at a time
     lib, pgconn = _libpq(), db.connection.pgconn_ptr
-    if texts is None:
-        sent = lib.PQsendQuery(pgconn, query)
-        logged = query.decode(errors="replace")
-    else:
-        name = prepared(query).split()[1]  # prepares it on this connection the first time
-        values = (ctypes.c_char_p * len(texts))(*[None if t is None else t.encode() for t in texts])
-        sent = lib.PQsendQueryPrepared(pgconn, name.encode(), len(texts), values, None, None, 0)
-        logged = f"EXECUTE {name} ({len(texts)} parameters)"
-    if not sent:
+    if not send(lib, pgconn):
         raise DatabaseError(lib.PQerrorMessage(pgconn).decode(errors="replace").strip())
     if db.queries_logged:  # as Django's debug cursor logs a statement (counted by the benchmark)
         db.queries_log.append({"sql": logged, "time": "0.000"})
