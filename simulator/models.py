@@ -496,6 +496,16 @@ class PageLabel(WorldOwned):
 
 # --- The trace: every call and what it changed ----------------------------------------------------
 
+# A call's row is the one row of the trace whose foreign keys are constraints in the database: its
+# world's (a call on a world being deleted fails rather than leaving a trace behind). Its user's
+# and its changes' keys are not (db_constraint=False): the trace statement (simulator.trace)
+# writes them with ids it read or made itself, a change's world and call from the call's row of
+# the same statement, and delete_worlds deletes them with their world, so those constraints had
+# nothing to catch. They cost a lookup of the row pointed at for every row written (17 of the 27
+# lookups of a create), and the server plans those lookups once per connection: after statistics
+# taken while simulator_apicall was small, every change row scanned the whole growing table (the
+# mix fell from 390 to 210 calls/s within four worlds; docs/benchmarks.md).
+
 
 class ApiCall(WorldOwned):
     """One API call made in a world, through either door (HTTP or in-process)."""
@@ -505,7 +515,9 @@ class ApiCall(WorldOwned):
     world = models.ForeignKey(World, on_delete=models.CASCADE, related_name="+", db_index=False)
     seq = models.PositiveIntegerField(help_text="1, 2, ... within the world")
     door = models.CharField(max_length=8, choices=[("http", "HTTP"), ("client", "in-process")])
-    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=500, help_text="below the world prefix, e.g. /rest/api/3/issue")
     query = models.JSONField(default=dict, blank=True)
@@ -532,10 +544,14 @@ class Change(WorldOwned):
     """What one call did to one field of one object: the world's change log."""
 
     # As ApiCall's: the sim_change_object index, which begins with the world, serves it.
-    world = models.ForeignKey(World, on_delete=models.CASCADE, related_name="+", db_index=False)
+    world = models.ForeignKey(
+        World, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     ACTIONS = [("create", "created"), ("update", "changed"), ("delete", "deleted")]
 
-    call = models.ForeignKey(ApiCall, null=True, blank=True, on_delete=models.CASCADE, related_name="changes")
+    call = models.ForeignKey(
+        ApiCall, null=True, blank=True, on_delete=models.CASCADE, related_name="changes", db_constraint=False
+    )
     action = models.CharField(max_length=8, choices=ACTIONS)
     object_type = models.CharField(max_length=32, help_text="issue, comment, page, sprint, ...")
     object_ref = models.CharField(max_length=64, help_text="what the API calls it: OPS-12, page id ...")

@@ -158,8 +158,8 @@ def test_the_world_row_keeps_step_with_the_trace(jira):
     assert fresh.ticks == ApiCall.objects.filter(world=fresh).order_by("-seq").first().seq
 
 
-# Deleting a world takes its trace with it (the trace tables' foreign keys keep their database
-# constraints: dropping them saved 1-4 % of a call, docs/benchmarks.md).
+# Deleting a world takes its trace with it (delete_worlds, table by table: of the trace's foreign
+# keys only the call's world is a constraint in the database, simulator.models).
 
 
 def _trace_rows(world_id):
@@ -180,6 +180,25 @@ def test_deleting_worlds_deletes_their_trace(acme_template):
     delete_worlds(World.objects.filter(pk__in=[gone.pk, also_gone.pk]))
     assert [_trace_rows(gone.pk), _trace_rows(also_gone.pk)] == [0, 0]
     assert _trace_rows(kept.pk) > len(SCRIPT)
+
+
+@pytest.mark.django_db(transaction=True)  # the constraint is checked when the call commits
+@pytest.mark.parametrize("wait", [True, False])
+def test_a_call_on_a_deleted_world_leaves_no_trace(wait):
+    # The call's world is the trace's one foreign key kept as a constraint: a call that comes in
+    # after its world was deleted fails, and writes neither a call nor changes for the gone world.
+    from simulator.forking import delete_worlds
+    from simulator.seeding import load_seed
+    from simulator.trace import finish_unanswered
+
+    world = load_seed("acme").fork()
+    client = SimClient(world, User.objects.get(world=world, account_id=ADA), wait=wait)
+    client.get(f"{V3}/issue/OPS-1")
+    delete_worlds(World.objects.filter(pk=world.pk))
+    with pytest.raises(Exception):  # noqa: B017 (the database's error: an IntegrityError, or wrapped)
+        client.get(f"{V3}/issue/OPS-1")  # a read: its trace is all it writes
+        finish_unanswered()
+    assert _trace_rows(world.pk) == 0
 
 
 def test_the_trace_keeps_the_values_its_fields_would_write(ada):
