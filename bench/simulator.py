@@ -13,7 +13,8 @@ What it measures, each against a baseline taken in the same run:
 - in-process calls/s of a fixed mix (create, get, edit labels, transition, JQL search, comment,
   page create) through ``SimClient(wait=False)`` as a rollout's episode calls its world (a trace
   statement that is a call's whole transaction is not waited for: simulator.trace.
-  UnansweredStatement), one world per repetition, median of the repetitions; the floor is a
+  UnansweredStatement), one world per repetition, median of the repetitions, and the CPU time a
+  call costs the benchmark's own process (its Python and libpq, not the server); the floor is a
   loop of ``SELECT 1`` round trips and a loop of one-row write transactions, so the ratio says
   how many round trips / commits a call costs;
 - with ``--in-flight N``, the same mix on N worlds at once in the one process, a thread and a
@@ -188,16 +189,20 @@ def page_create_served():
 
 
 def in_process(template, calls, repeat, page_create):
-    """calls/s of the mix (median of ``repeat`` fresh worlds) and the median ms of each kind."""
-    rates, per_kind, statuses = [], {k: [] for k in MIX}, {}
+    """calls/s of the mix (median of ``repeat`` fresh worlds), the median ms of each kind, and
+    the CPU time a call costs this process (Python and libpq; not the server's), median of the
+    repetitions: what one core spends on the client's side of a call."""
+    rates, cpu, per_kind, statuses = [], [], {k: [] for k in MIX}, {}
     for _ in range(repeat):
         client, mix = _ready(template, page_create)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         _work(client, mix, calls, per_kind, statuses)
         rates.append(calls / (time.perf_counter() - started))
+        cpu.append((time.process_time() - cpu_started) / calls)
     return {
         "calls_per_s": statistics.median(rates),
         "runs": [round(r, 1) for r in rates],
+        "client_cpu_ms_per_call": round(statistics.median(cpu) * 1000, 3),
         "ms_per_kind": {k: round(statistics.median(v) * 1000, 3) for k, v in per_kind.items() if v},
         "statuses": {k: sorted(v) for k, v in statuses.items()},
     }
@@ -544,6 +549,7 @@ def print_report(out):
         ms = ip["ms_per_kind"].get(kind)
         print(f"  {kind:<22} {n:>3}" + (f"   {ms:7.2f} ms median" if ms is not None else ""))
     print(f"\nin-process mix: {ip['calls_per_s']:.0f} calls/s (runs {ip['runs']})")
+    print(f"  client CPU: {ip['client_cpu_ms_per_call']:.2f} ms a call (this process; the server's apart)")
     if "in_process_without_trace" in out:
         bare = out["in_process_without_trace"]
         print(f"  without the trace statement (a ceiling): {bare['calls_per_s']:.0f} calls/s ", end="")

@@ -19,6 +19,7 @@ def test_the_benchmark_reports_the_mix_its_sql_the_ceiling_and_worlds_in_flight(
     assert set(out["queries_per_call"]) == {"first_call_of_a_world", *mix}
     for run in (out["in_process"], out["in_process_without_trace"]):
         assert run["calls_per_s"] > 0 and set(run["ms_per_kind"]) == set(mix)
+        assert run["client_cpu_ms_per_call"] > 0
     for run in (out["in_process"], out["in_process_without_trace"], out["in_flight"]):
         assert all(status < 400 for statuses in run["statuses"].values() for status in statuses)
     assert out["fork"]["median_ms"] > 0 and out["fork"]["queries"] > 0
