@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import subprocess
 import sys
@@ -207,12 +208,35 @@ def render(suites) -> str:
 TARGET_REWARD, TARGET_SECONDS, TARGET_MARGIN = 0.95, 1800, 0.10
 
 
+def _interval(after: dict, before: dict | None = None, draws: int = 10_000) -> str:
+    """How far a held-out figure could move with other test variants of the same tasks: the 95 %
+    bootstrap interval of the mean reward of evaluation ``after``, or of its difference from
+    ``before`` paired by variant, resampling the held-out episodes (seeded: the same reports give
+    the same text). Empty when the reports list no episodes."""
+    later = {v["key"]: v["reward"] for v in after.get("variants", ())}
+    earlier = {v["key"]: v["reward"] for v in (before or {}).get("variants", ())}
+    keys = sorted(later.keys() & earlier.keys() if before is not None else later)
+    if not keys:
+        return ""
+    values = [later[k] - earlier.get(k, 0.0) for k in keys]
+    rng, n = random.Random(0), len(values)  # noqa: S311 (a bootstrap, not a secret)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(draws))
+    low, high = means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+    sign = "+" if before is not None else ""
+    return f"; 95 % interval over its {n} held-out episodes {low:{sign}.3f} to {high:{sign}.3f}"
+
+
 def _targets(every: dict) -> list[str]:
-    """The targets, each with what this round's reports measured (nothing for a run not made)."""
+    """The targets, each with what this round's reports measured (nothing for a run not made), and
+    its bootstrap interval over the held-out episodes (``_interval``) where the reports list them."""
+
+    def evaluation(suite, config, stage="after"):
+        report = every.get(suite, {}).get(config)
+        return report["eval"][stage] if report else None
 
     def reward(suite, config, stage="after"):
-        report = every.get(suite, {}).get(config)
-        return report["eval"][stage]["reward"] if report else None
+        found = evaluation(suite, config, stage)
+        return found["reward"] if found else None
 
     def verdict(ok):
         return "**met**" if ok else "**not met**"
@@ -227,13 +251,14 @@ def _targets(every: dict) -> list[str]:
         lines.append(
             f"- (a) atlassian-core, SFT + GRPO at least {TARGET_REWARD} held-out reward within "
             f"{TARGET_SECONDS // 60} minutes: {both:.3f} after {trained:.0f} s of training "
-            f"(budget {budget:.0f} s), {verdict(ok)}."
+            f"(budget {budget:.0f} s{_interval(evaluation('atlassian-core', 'sft+grpo'))}), {verdict(ok)}."
         )
     both, sft = reward("jira-workflows", "sft+grpo"), reward("jira-workflows", "sft")
     if both is not None and sft is not None:
         lines.append(
             f"- (b) jira-workflows, SFT + GRPO above SFT only by at least {TARGET_MARGIN} on the same "
-            f"budget: {both:.3f} against {sft:.3f} ({both - sft:+.3f}), "
+            f"budget: {both:.3f} against {sft:.3f} ({both - sft:+.3f}"
+            f"{_interval(evaluation('jira-workflows', 'sft+grpo'), evaluation('jira-workflows', 'sft'))}), "
             f"{verdict(both - sft >= TARGET_MARGIN)}."
         )
     for suite in every:
@@ -241,10 +266,12 @@ def _targets(every: dict) -> list[str]:
         if after is None:
             continue
         floor = max(start, base if base is not None else start)
+        gain = _interval(evaluation(suite, "grpo"), evaluation(suite, "grpo", "before"))
         lines.append(
             f"- (c) {suite}, GRPO from the prompted base above the base: {after:.3f} against its own "
             f"start {start:.3f}"
             + (f" and the prompted base's {base:.3f}" if base is not None else "")
+            + (f" ({after - start:+.3f} on its start{gain})" if gain else "")
             + f", {verdict(after > floor)}."
         )
     return [*lines, ""] if len(lines) > 2 else []

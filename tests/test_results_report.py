@@ -97,6 +97,30 @@ def test_the_margin_target_compares_sft_and_grpo_with_sft_only_on_the_same_suite
     )
 
 
+def episodes(rewards):
+    return [{"key": f"task-{i % 3}/test/{i}", "reward": r} for i, r in enumerate(rewards)]
+
+
+def test_each_target_says_how_far_its_figure_could_move_with_other_held_out_episodes(reports):
+    # A bootstrap over the held-out episodes, paired by episode where two runs are compared: a
+    # margin made of one lucky episode must not read like one every episode shows.
+    sft, both = report("sft", 0.0, 0.5, [0.5]), report("sft+grpo", 0.0, 0.6, [0.6])
+    sft["eval"]["after"]["variants"] = episodes([0.5] * 10)
+    both["eval"]["after"]["variants"] = episodes([0.5] * 9 + [1.5])  # one episode makes the margin
+    for config, document in (("sft", sft), ("sft+grpo", both)):
+        document["config"]["suite"] = "jira-workflows"
+        write(reports, f"jira-workflows-{config}.json", document)
+    core = report("sft+grpo", 0.0, 0.9, [0.9])
+    core["eval"]["after"]["variants"] = episodes([0.9] * 20)  # every episode alike: no spread
+    write(reports, "atlassian-core-sft+grpo.json", core)
+    text = results.render(["atlassian-core", "jira-workflows"])
+    assert "(budget 60 s; 95 % interval over its 20 held-out episodes 0.900 to 0.900), **not met**." in text
+    assert (
+        "0.600 against 0.500 (+0.100; 95 % interval over its 10 held-out episodes +0.000 to +0.300)" in text
+    )
+    assert results.render(["atlassian-core", "jira-workflows"]) == text  # seeded: the same text again
+
+
 def test_a_run_alone_gets_every_core_and_sft_its_share_of_the_budget():
     args = argparse.Namespace(model="smollm2-135m", jobs=1, budget=1800.0, sft_share=0.8, device=None)
     command = results.train_command("atlassian-core", "sft+grpo", args)
