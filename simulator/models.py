@@ -504,7 +504,7 @@ class PageLabel(WorldOwned):
 # nothing to catch. They cost a lookup of the row pointed at for every row written (17 of the 27
 # lookups of a create), and the server plans those lookups once per connection: after statistics
 # taken while simulator_apicall was small, every change row scanned the whole growing table (the
-# mix fell from 390 to 210 calls/s within four worlds; docs/benchmarks.md).
+# mix fell from about 400 to 210 calls/s within four worlds; docs/benchmarks.md).
 
 
 class ApiCall(WorldOwned):
