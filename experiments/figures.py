@@ -14,7 +14,7 @@ COLORS = {"train": "#2457d6", "test": "#c4302b", "band": "rgba(36, 87, 214, 0.15
 PALETTE = ["#2457d6", "#c4302b", "#1a7f37", "#9a6700", "#8250df", "#0a7d8c", "#bf3989", "#57606a"]
 TITLES = {
     "loss": "Loss",
-    "kl": "KL to the base model",
+    "kl": "KL to the starting policy",
     "entropy": "Entropy",
     "clip_fraction": "Clip fraction",
     "grad_norm": "Grad norm",

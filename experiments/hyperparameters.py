@@ -85,7 +85,14 @@ FIELDS = [
     Field("max_turns", INT, 0, "cap on each task's own turn limit; 0: the task's own", 0, 100),
     Field("temperature", FLOAT, 1.0, "sampling temperature of rollouts", 0.01, 5),
     Field("top_p", FLOAT, 1.0, "nucleus sampling of rollouts", 0.01, 1),
-    Field("kl_coef", FLOAT, 0.0, "β: weight of the KL to the base model (0: no reference pass)", 0, 10),
+    Field(
+        "kl_coef",
+        FLOAT,
+        0.0,
+        "β: weight of the KL to the policy GRPO starts from (the SFT policy after SFT; 0: none)",
+        0,
+        10,
+    ),
     Field("lora_rank", INT, 16, "LoRA rank of the adapter", 1, 512),
     Field(
         "lora_modules",

@@ -39,6 +39,7 @@ from trainer.models import (
     DEFAULT_MODEL,
     LORA_MODULES,
     LoraSettings,
+    adapter_weights,
     add_lora,
     load_base_model,
     pick_device,
@@ -425,12 +426,15 @@ def _episode_figures(episodes: Sequence[Episode]) -> dict:
     }
 
 
-def train_step(policy: Policy, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
+def train_step(
+    policy: Policy, groups: Sequence[Sequence[Episode]], config: GRPOConfig, reference: dict | None = None
+) -> dict:
     """One GRPO update of the policy's adapter from verified groups; the update's metrics
-    (trainer.grpo.grpo_update) plus format errors, turns and calls per episode."""
+    (trainer.grpo.grpo_update) plus format errors, turns and calls per episode. ``reference``:
+    the adapter weights GRPO started from, the KL's reference (None: the base model)."""
     if policy.optimizer is None:
         policy.optimizer = make_optimizer(policy.model, config.learning_rate, config.weight_decay)
-    metrics = grpo_update(policy.model, policy.optimizer, groups, config)
+    metrics = grpo_update(policy.model, policy.optimizer, groups, config, reference)
     metrics.update(_episode_figures([e for group in groups for e in group]))
     return metrics
 
@@ -792,6 +796,10 @@ def grpo_phase(
     began at 1,709 s of a 1,800 s budget)."""
     grpo = config.grpo()
     policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
+    # The KL's reference is the policy GRPO starts from: after SFT (or from --checkpoint-in) that
+    # adapter; a fresh adapter starts as the base model, which disabling the adapter gives.
+    started_trained = config.uses_sft or config.checkpoint_in
+    reference = adapter_weights(policy.model) if started_trained and (grpo.beta or grpo.track_kl) else None
     sampler = IterationSampler(train, config.tasks_per_iteration, config.task_sampling, config.seed)
     durations: list[float] = []
     for _iteration in range(config.iterations):
@@ -802,7 +810,7 @@ def grpo_phase(
         generation_started = time.perf_counter()
         groups = sample_groups(policy, chosen, config.group_size, settings, keep_worlds=config.keep_worlds)
         generation_seconds = time.perf_counter() - generation_started
-        metrics = train_step(policy, groups, grpo)
+        metrics = train_step(policy, groups, grpo, reference)
         generated = metrics["tokens_generated"]
         metrics.update(
             generation_seconds=generation_seconds,

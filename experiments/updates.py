@@ -88,7 +88,8 @@ def train_update(experiment, iteration, version):
     if iteration.phase == "sft":
         metrics = sft_epoch(policy, experiment, spec, config, settings, iteration.index)
     else:
-        metrics = train_step(policy, trainer_groups(iteration, policy.tokenizer, system), settings)
+        reference = grpo_reference(experiment, policy.model, settings)
+        metrics = train_step(policy, trainer_groups(iteration, policy.tokenizer, system), settings, reference)
     name, folder = checkpoint_dir(experiment.pk, version)
     tmp = folder + ".optimizer.pt.tmp"
     os.makedirs(os.path.dirname(folder), exist_ok=True)
@@ -111,6 +112,27 @@ def train_update(experiment, iteration, version):
                 defaults={"value": value},
             )
     return metrics
+
+
+def grpo_reference(experiment, model, grpo):
+    """The adapter weights of the policy the GRPO phase started from, its KL's reference: the
+    last SFT version's adapter, read from its checkpoint (``model``'s own weights untouched);
+    None (the base model) when GRPO started from a fresh adapter or no KL is computed."""
+    import torch
+
+    from trainer.checkpoints import swap_adapter
+    from trainer.models import adapter_weights
+
+    if not (grpo.beta or grpo.track_kl) or not experiment.sft_steps:
+        return None
+    own = adapter_weights(model)
+    swap_adapter(model, local_checkpoint(experiment.pk, experiment.sft_steps))
+    reference = adapter_weights(model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in own:
+                p.copy_(own[name])
+    return reference
 
 
 def metric_numbers(metrics):

@@ -10,7 +10,9 @@ One update takes groups of finished episodes (the G samples of one task form a g
    completion tokens (what the policy sampled) are trained; prompt, instruction and observation
    tokens are masked out.
 3. loss per token (PPO-style clipped ratio against the log-probs recorded at sampling, plus an
-   optional k3 KL term against the base model, computed by disabling the adapter):
+   optional k3 KL term against a reference policy, `reference_policy`: the base model, by
+   disabling the adapter, or the adapter GRPO started from, such as the SFT policy, its
+   weights put back for the reference pass; never a second copy of the model):
        ratio = exp(logp - logp_old)
        kl    = exp(ref - logp) - (ref - logp) - 1                       (k3 estimator, >= 0)
        loss  = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A) + beta * kl
@@ -28,12 +30,14 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from trainer.generation import GenerationBackend
 from trainer.logprobs import pack_micro_batches, sequence_logprobs
+from trainer.models import adapter_weights
 from trainer.rollout import Environment, Episode, RolloutSettings, run_episodes
 
 
@@ -54,7 +58,7 @@ class GRPOConfig:
     skip_zero_variance: bool = True
     temperature: float = 1.0
     share_prefix: bool = True
-    track_kl: bool = False  # report the KL to the base model even when beta is 0 (one more forward)
+    track_kl: bool = False  # report the KL to the reference even when beta is 0 (one more forward)
     # Ratios against log-probs recomputed by the training forward instead of those recorded at
     # sampling: for backends whose numbers differ from the trainer's (bf16, vLLM). Free with one
     # inner epoch (the ratio is then exactly 1, as in TRL); one more forward pass otherwise.
@@ -234,8 +238,46 @@ def _frozen_logprobs(model, micro_batches: Sequence[Sequence[TrainSample]], conf
     ]
 
 
-def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: GRPOConfig) -> dict:
+@contextmanager
+def reference_policy(model, reference: dict[str, torch.Tensor] | None = None):
+    """`model` as the KL's reference policy within the block.
+
+    `reference` None: the base model (the adapter disabled), the reference of a fresh adapter,
+    which starts as the identity. Otherwise the adapter weights of the reference policy
+    (`trainer.models.adapter_weights` of the policy GRPO started from: after SFT, the SFT
+    policy), copied into the adapter for the block and the model's own weights put back after.
+    KL to the base after SFT would pull GRPO back towards the prompted model SFT trained away
+    from. Only for a pass that builds no graph to backpropagate later (the weights change in
+    place)."""
+    if reference is None:
+        with model.disable_adapter():
+            yield model
+        return
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if params.keys() != reference.keys():
+        missing = sorted(params.keys() ^ reference.keys())[:3]
+        raise ValueError(f"the reference adapter does not fit this model's adapter: {missing}")
+    own = adapter_weights(model)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(reference[name])
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(own[name])
+
+
+def grpo_update(
+    model,
+    optimizer,
+    groups: Sequence[Sequence[Episode]],
+    config: GRPOConfig,
+    reference: dict[str, torch.Tensor] | None = None,
+) -> dict:
     """One GRPO update of `model`'s trainable (LoRA) weights from finished episode groups.
+    `reference`: the KL's reference adapter weights (`reference_policy`); None for the base model.
 
     Returns the update's metrics: the reward figures of `reward_metrics`, and `loss`, `kl` (None
     when beta is 0, unless `track_kl`), `entropy`, `clip_fraction`, `grad_norm` (means over
@@ -277,7 +319,7 @@ def grpo_update(model, optimizer, groups: Sequence[Sequence[Episode]], config: G
     none: list[torch.Tensor | None] = [None] * len(micro_batches)
     ref_logprobs = none
     if config.beta or config.track_kl:
-        with model.disable_adapter():
+        with reference_policy(model, reference):
             ref_logprobs = _frozen_logprobs(model, micro_batches, config)
     old_logprobs = none
     if config.recompute_old_logprobs and config.inner_epochs > 1:
@@ -363,8 +405,10 @@ def grpo_iteration(
     task_groups: Sequence[tuple[str, Sequence[Environment]]],
     rollout: RolloutSettings,
     config: GRPOConfig,
+    reference: dict[str, torch.Tensor] | None = None,
 ) -> tuple[list[list[Episode]], dict]:
-    """Roll out every (task id, G environments) group in one batched run, then `grpo_update`.
+    """Roll out every (task id, G environments) group in one batched run, then `grpo_update`
+    (`reference`: its KL's reference adapter, None for the base model).
 
     Returns (episode groups, metrics): the update's metrics plus `generation_seconds`,
     `generation_tokens_per_s`, `seconds` and `tokens_per_s` (generated + trained tokens over the
@@ -380,7 +424,7 @@ def grpo_iteration(
     for _task, envs in task_groups:
         groups.append(episodes[offset : offset + len(envs)])
         offset += len(envs)
-    metrics = grpo_update(model, optimizer, groups, config)
+    metrics = grpo_update(model, optimizer, groups, config, reference)
     seconds = time.perf_counter() - started
     generated = metrics["tokens_generated"]
     metrics.update(

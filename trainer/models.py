@@ -243,6 +243,12 @@ def add_lora(model: PreTrainedModel, lora: LoraSettings):
     return get_peft_model(model, config)
 
 
+def adapter_weights(model) -> dict[str, torch.Tensor]:
+    """A copy of `model`'s trainable (LoRA) weights by parameter name: a snapshot of the policy
+    that `trainer.grpo.reference_policy` can put back for a pass (a few MB, not a model copy)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
 def load_policy(config: PolicyConfig):
     """(base model + fresh LoRA adapter, tokenizer) for a `PolicyConfig`."""
     model, tokenizer = load_base_model(config.model, config.cache_dir, config.device, config.dtype)

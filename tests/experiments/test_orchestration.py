@@ -8,13 +8,16 @@ broker (the embedded one locally, Redis in CI) with the tiny-random model.
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from experiments.models import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
+from experiments.policies import experiment_config, experiment_system_prompt, worker_policy
 from experiments.services import (
     ExperimentError,
     cancel_experiment,
@@ -25,6 +28,8 @@ from experiments.services import (
 )
 from experiments.suites import save_suite
 from experiments.tasks import rollout_group, train_after_evaluation, train_iteration
+from experiments.updates import grpo_reference
+from trainer.models import adapter_weights
 
 SUITE = Path(__file__).parent / "suites" / "jira_oracle.yaml"
 # Tiny everything: one task, two train variants, one short turn; orchestration is the point.
@@ -403,3 +408,22 @@ def test_pause_resume_and_cancel_a_running_experiment(celery_worker, make_user):
     assert cancelled % 2 == 0  # whole groups only
     progress = experiment_progress(experiment)
     assert progress["episodes_done"] == cancelled and progress["eta_seconds"] is None
+
+
+@pytest.mark.django_db
+def test_grpo_after_sft_takes_the_last_sft_checkpoint_as_its_kl_reference(make_user, suite):
+    settings = {**TINY, "sft_epochs": 1, "iterations": 1, "kl_coef": 0.1, "sft_learning_rate": 0.01}
+    experiment = start_experiment(make_user("olivia"), suite, "tiny-random", "sft+grpo", settings)
+    run_iteration_here(experiment, 1)  # the SFT epoch: checkpoint version 1
+    config = experiment_config(experiment)
+    system = experiment_system_prompt(experiment, experiment.suite.spec(), config)
+    sft = adapter_weights(worker_policy(experiment, 1, config, system)[0].model)
+    model = worker_policy(experiment, 0, config, system)[0].model  # the same model, a fresh adapter
+    own = adapter_weights(model)
+
+    reference = grpo_reference(experiment, model, config.grpo())
+
+    assert reference.keys() == sft.keys() and all(torch.equal(reference[n], sft[n]) for n in sft)
+    assert any(not torch.equal(own[n], sft[n]) for n in sft)  # SFT moved the adapter
+    assert all(torch.equal(own[n], p) for n, p in adapter_weights(model).items())  # left as it was
+    assert grpo_reference(experiment, model, replace(config.grpo(), beta=0.0)) is None  # no KL, no reference

@@ -7,6 +7,7 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
+from experiments import training
 from experiments.training import (
     TrainConfig,
     TrainingError,
@@ -243,6 +244,40 @@ def test_a_group_whose_rewards_differ_updates_the_adapter():
     assert not World.objects.filter(is_template=False).exists()
 
 
+@pytest.mark.parametrize(("algo", "reference"), [("sft+grpo", "the SFT policy"), ("grpo", "the base model")])
+def test_grpos_kl_is_to_the_policy_it_started_from(algo, reference):
+    spec = load_suite_spec(str(SUITE))
+    (variant,) = suite_variants(spec, "train", tasks=["read-priority"], per_task=1)
+    issue = variant.values["issue"]
+    policy = build_policy(TrainConfig(model="tiny-random", lora_rank=4), "system")
+    policy.backend = ScriptedBackend(
+        policy.tokenizer, [[json.dumps({"final": issue["priority"]}), '{"final": "no idea"}']]
+    )
+    with torch.no_grad():  # the adapter as an SFT phase would leave it: no longer the identity
+        for name, p in policy.model.named_parameters():
+            if p.requires_grad and "lora_B" in name:
+                p.add_(0.5 * torch.randn_like(p))
+    config = TrainConfig(algo=algo, iterations=1, group_size=2, tasks_per_iteration=1, beta=0.1)
+    entries = []
+
+    training.grpo_phase(
+        policy,
+        [variant],
+        RolloutSettings(max_turns=1),
+        config,
+        entries.append,
+        lambda ahead=0.0: False,
+        lambda: 0.0,
+    )
+
+    (entry,) = entries
+    assert entry["zero_variance_groups"] == 0 and entry["kl"] is not None
+    if reference == "the SFT policy":  # one optimizer step, taken after the loss: still where SFT left it
+        assert entry["kl"] == pytest.approx(0.0, abs=1e-6)
+    else:
+        assert entry["kl"] > 0.01
+
+
 def test_the_progress_reporting_backend_keeps_episodes_turn_caches(tmp_path):
     """The headless run's evaluation and rollouts go through TurnReporter; it must pass the
     TurnCache on, or every turn re-encodes the whole conversation."""
@@ -308,15 +343,13 @@ def test_grpo_begins_no_iteration_the_longest_so_far_says_would_end_past_the_bud
     # 20, 20, ... seconds (a group of long episodes now and then).
     from types import SimpleNamespace
 
-    from experiments import training
-
     clock, lengths = [0.0], iter([20.0, 80.0] + [20.0] * 10)
 
     def sample(policy, chosen, group_size, settings, keep_worlds=False):
         clock[0] += next(lengths) - 5.0
         return [[] for _ in chosen]
 
-    def update(policy, groups, config):
+    def update(policy, groups, config, reference=None):
         clock[0] += 5.0
         return {"tokens_generated": 0}
 

@@ -13,8 +13,10 @@ from trainer.grpo import (
     grpo_iteration,
     grpo_update,
     make_optimizer,
+    reference_policy,
 )
 from trainer.logprobs import sequence_logprobs
+from trainer.models import adapter_weights
 from trainer.parsing import parse_action
 from trainer.prompts import build_messages, encode_prompt
 from trainer.rollout import Episode, RolloutSettings, Turn
@@ -186,10 +188,6 @@ def fixed_batch(make_policy, tokenizer):
     return policy, groups
 
 
-def adapter_weights(policy):
-    return {name: p.detach().clone() for name, p in policy.named_parameters() if p.requires_grad}
-
-
 def test_grpo_steps_change_the_adapter_and_lower_the_loss_on_a_fixed_batch(fixed_batch):
     policy, groups = fixed_batch
     before = adapter_weights(policy)
@@ -260,6 +258,30 @@ def test_kl_can_be_tracked_without_entering_the_loss(fixed_batch):
     tracked = grpo_update(policy, make_optimizer(policy, 0.0), groups, GRPOConfig(track_kl=True))
     assert untracked["kl"] is None and tracked["kl"] == pytest.approx(0.0, abs=1e-6)  # lr 0: still the base
     assert tracked["loss"] == pytest.approx(untracked["loss"], abs=1e-6)
+
+
+def test_the_kl_reference_can_be_the_adapter_grpo_started_from(fixed_batch):
+    policy, groups = fixed_batch
+    torch.manual_seed(1)
+    with torch.no_grad():  # as if SFT had trained the adapter away from the identity
+        for name, p in policy.named_parameters():
+            if p.requires_grad and "lora_B" in name:
+                p.add_(0.5 * torch.randn_like(p))
+    started = adapter_weights(policy)
+    tracked = GRPOConfig(track_kl=True)
+
+    to_start = grpo_update(policy, make_optimizer(policy, 0.0), groups, tracked, reference=started)
+    to_base = grpo_update(policy, make_optimizer(policy, 0.0), groups, tracked)
+
+    assert to_start["kl"] == pytest.approx(0.0, abs=1e-6)  # lr 0: still the policy GRPO started from
+    assert to_base["kl"] > 0.01  # the trained adapter is far from the base model
+    # the reference pass puts the policy's own weights back exactly
+    assert all(torch.equal(started[name], p) for name, p in adapter_weights(policy).items())
+    with (
+        pytest.raises(ValueError, match="does not fit"),
+        reference_policy(policy, {"lora_A.weight": torch.zeros(1)}),
+    ):
+        pass
 
 
 def test_recomputed_old_logprobs_absorb_a_sampling_backend_that_disagrees(fixed_batch):

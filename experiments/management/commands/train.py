@@ -150,7 +150,12 @@ class Command(BaseCommand):
             help="text every reply starts with, given rather than sampled ('{\"' keeps a base model to JSON)",
         )
         add("--observation-tokens", type=int, default=defaults.observation_tokens)
-        add("--beta", type=float, default=defaults.beta, help="KL coefficient (0: no reference pass)")
+        add(
+            "--beta",
+            type=float,
+            default=defaults.beta,
+            help="KL weight, to the policy GRPO starts from (the SFT policy after SFT; 0: no reference pass)",
+        )
         add("--inner-epochs", type=int, default=defaults.inner_epochs)
         add("--micro-batch-size", type=int, default=defaults.micro_batch_size)
         add("--eval-variants", type=int, default=None, help="test variants per task (default: all)")
