@@ -8,7 +8,8 @@ trainer ran them before, and what a padded batch costs any trainer).
 
 The demonstrations are the suite's train-split oracle transcripts in a shuffled order, packed into
 micro-batches as `sft_train` packs them (SFTConfig's rows and tokens); each micro-batch runs both
-ways, alternately, on SmolLM2-135M in bf16 with a fresh LoRA adapter on every linear layer.
+ways, alternately, on SmolLM2-135M (bf16 where the CPU does it in hardware, else float32: emulated
+bf16 is an order of magnitude slower) with a fresh LoRA adapter on every linear layer.
 Prints the seconds of each way, demonstrations a second, the ratio, and the largest difference
 between the two ways' losses (they compute the same sum, up to bf16 rounding), then a JSON object.
 """
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     spec = load_suite_spec(args.suite)
     lora = LoraSettings(target_modules=list(LORA_MODULES["all"]))
-    model, tokenizer = load_policy(PolicyConfig(model=args.model, lora=lora, dtype="bf16"))
+    model, tokenizer = load_policy(PolicyConfig(model=args.model, lora=lora, dtype="auto"))
     model.train()
     system = suite_system_prompt(spec, scope="used")
     per_task = -(-args.demonstrations // len(spec.tasks))

@@ -10,7 +10,8 @@ as `grpo_update` packs them, each micro-batch's shared prefix counted once.
 The episodes are the suites' oracle solutions played in the simulator and rendered exactly as
 the agent loop renders a rollout (their replies tokenised as a model would have sampled them), so
 the count needs no model run; it prints the tokens and the ratio. With `--time N` it also runs
-`grpo_update` (learning rate 0, SmolLM2-135M in bf16, one torch thread) on those episodes both
+`grpo_update` (learning rate 0, SmolLM2-135M in bf16 where the CPU does it in hardware, else
+float32; one torch thread) on those episodes both
 ways, alternately N times, and prints the fastest seconds of each.
 """
 
@@ -127,7 +128,7 @@ def time_updates(episodes, repeats: int, model: str = "smollm2-135m") -> dict:
     from trainer import grpo
 
     torch.set_num_threads(1)
-    config = TrainConfig(model=model, dtype="bf16")
+    config = TrainConfig(model=model, dtype="auto")
     policy = build_policy(config, "")
     for i, episode in enumerate(episodes):
         episode.reward = float(i % 2)

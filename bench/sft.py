@@ -12,7 +12,8 @@ given: micro-batches of demonstrations of similar length, or of the shuffled ord
 neighbours; or one per --arm, which sets any of schedule, learning_rate, grouping and
 accumulation, the micro-batches of an optimizer step) is a process of its own, all running at
 once with an equal share of the cores, so they see the same machine. An arm
-trains a fresh LoRA adapter (SmolLM2-135M, bf16, all linear layers) on the suite's train-split
+trains a fresh LoRA adapter (SmolLM2-135M, bf16 where the CPU does it in hardware, else float32;
+all linear layers) on the suite's train-split
 oracle demonstrations until its budget is spent, then scores the test split's oracle
 demonstrations, which no arm trains on: the mean NLL per assistant token and the share of
 assistant turns whose every token is the model's greedy choice (a turn that greedy decoding would
@@ -76,7 +77,7 @@ def run_arm(args) -> dict:
     held_out = [Demonstration(tokens, mask) for tokens, mask in data["test"]]
     torch.manual_seed(0)
     lora = LoraSettings(target_modules=list(LORA_MODULES["all"]))
-    model, _tokenizer = load_policy(PolicyConfig(model=args.model, lora=lora, dtype="bf16"))
+    model, _tokenizer = load_policy(PolicyConfig(model=args.model, lora=lora, dtype="auto"))
     config = SFTConfig(
         learning_rate=args.arm_rate,
         schedule=args.arm_schedule,
