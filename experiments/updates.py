@@ -118,20 +118,15 @@ def grpo_reference(experiment, model, grpo):
     """The adapter weights of the policy the GRPO phase started from, its KL's reference: the
     last SFT version's adapter, read from its checkpoint (``model``'s own weights untouched);
     None (the base model) when GRPO started from a fresh adapter or no KL is computed."""
-    import torch
-
     from trainer.checkpoints import swap_adapter
-    from trainer.models import adapter_weights
+    from trainer.models import adapter_weights, set_adapter_weights
 
     if not (grpo.beta or grpo.track_kl) or not experiment.sft_steps:
         return None
     own = adapter_weights(model)
     swap_adapter(model, local_checkpoint(experiment.pk, experiment.sft_steps))
     reference = adapter_weights(model)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name in own:
-                p.copy_(own[name])
+    set_adapter_weights(model, own)
     return reference
 
 

@@ -37,7 +37,7 @@ import torch
 
 from trainer.generation import GenerationBackend
 from trainer.logprobs import pack_micro_batches, sequence_logprobs
-from trainer.models import adapter_weights
+from trainer.models import adapter_weights, set_adapter_weights
 from trainer.rollout import Environment, Episode, RolloutSettings, run_episodes
 
 
@@ -258,15 +258,11 @@ def reference_policy(model, reference: dict[str, torch.Tensor] | None = None):
         missing = sorted(params.keys() ^ reference.keys())[:3]
         raise ValueError(f"the reference adapter does not fit this model's adapter: {missing}")
     own = adapter_weights(model)
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(reference[name])
+    set_adapter_weights(model, reference)
     try:
         yield model
     finally:
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(own[name])
+        set_adapter_weights(model, own)
 
 
 def grpo_update(

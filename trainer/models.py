@@ -249,6 +249,14 @@ def adapter_weights(model) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def set_adapter_weights(model, weights: dict[str, torch.Tensor]) -> None:
+    """Copy `weights` (an `adapter_weights` snapshot) into `model`'s trainable weights in place."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in weights:
+                p.copy_(weights[name])
+
+
 def load_policy(config: PolicyConfig):
     """(base model + fresh LoRA adapter, tokenizer) for a `PolicyConfig`."""
     model, tokenizer = load_base_model(config.model, config.cache_dir, config.device, config.dtype)
