@@ -25,7 +25,9 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
+from trainer.attention import prefix_kv, shared_prefix_attention
 from trainer.logprobs import MIN_SHARED_PREFIX, base_modules, common_prefix_length, prefill_shared_prefix
+from trainer.models import lora_merged
 
 
 @dataclass
@@ -260,7 +262,8 @@ class TransformersBackend:
         was_training = self.model.training
         self.model.eval()
         try:
-            results = self._generate(prompts, settings, turn_cache, keys)
+            with shared_prefix_attention(self.model), lora_merged(self.model):
+                results = self._generate(prompts, settings, turn_cache, keys)
         finally:
             self.model.train(was_training)
         self.stats.calls += 1
@@ -283,8 +286,9 @@ class TransformersBackend:
         return input_ids, mask
 
     def _prefill(self, prompts: Sequence[Sequence[int]]):
-        """Encode the prompts; returns (cache `[N, ...]`, attention mask `[N, K]`, next positions
-        `[N]`, last logits `[N, V]`)."""
+        """Encode the prompts; returns (cache of the rows' own tokens `[N, ...]`, the batch's
+        shared prefix (`trainer.attention`; None if none), attention mask over the rows' own
+        tokens `[N, K]`, next positions `[N]`, last logits `[N, V]`)."""
         decoder, head = base_modules(self.model)
         device = head.weight.device
         unique: dict[tuple[int, ...], int] = {}
@@ -292,55 +296,65 @@ class TransformersBackend:
         distinct = [list(p) for p in unique] if self.share_prefix else [list(p) for p in prompts]
         if not self.share_prefix:
             row_of = list(range(len(prompts)))
-        u = len(distinct)
         shared = common_prefix_length(distinct) if self.share_prefix else 0
         shared = min(shared, min(len(p) for p in distinct) - 1)  # every row keeps >= 1 own token
         if shared < MIN_SHARED_PREFIX:
             shared = 0
+        prefix = (
+            prefix_kv(prefill_shared_prefix(decoder, distinct[0][:shared], 1, device)) if shared else None
+        )
         cache = BufferedCache()
-        if shared:
-            prefill_shared_prefix(decoder, distinct[0][:shared], u, device, cache)
-        input_ids, suffix_mask = self._left_padded([p[shared:] for p in distinct], device)
-        positions = (shared + suffix_mask.cumsum(-1) - 1).clamp(min=shared)  # [U, S]
-        attention_mask = torch.cat([torch.ones(u, shared, dtype=torch.long, device=device), suffix_mask], 1)
+        input_ids, attention_mask = self._left_padded([p[shared:] for p in distinct], device)
+        positions = (shared + attention_mask.cumsum(-1) - 1).clamp(min=shared)  # [U, S]
         hidden = decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
+            shared_prefix=prefix,
         ).last_hidden_state[:, -1]  # [U, H]
         logits = head(hidden).float()  # [U, V]
         index = torch.tensor(row_of, dtype=torch.long, device=device)
         cache.batch_select_indices(index)
-        return cache, attention_mask[index], positions[index, -1] + 1, logits[index]
+        return cache, prefix, attention_mask[index], positions[index, -1] + 1, logits[index]
 
     def _prefill_from_turns(self, prompts: Sequence[Sequence[int]], turn_cache: TurnCache, keys: Sequence):
-        """`_prefill` for rows that continue cached turns: row i's first `reused[i]` ids come from
-        its cache entry (left-padded to the longest), the rest is encoded (left-padded again)."""
+        """`_prefill` for rows that continue cached turns. The prompts' common prefix, as far as
+        the longest-reused entry holds it, becomes the shared prefix (that entry's keys and
+        values); then row i's cached ids past it (up to `reused[i]`) come from its own entry
+        (left-padded to the longest), and the rest is encoded (left-padded again)."""
         decoder, head = base_modules(self.model)
         device = head.weight.device
         reused = [turn_cache.reusable(key, prompt) for key, prompt in zip(keys, prompts, strict=True)]
-        longest = max(reused)
-        layers = []
-        for layer in range(len(turn_cache.entries[keys[0]][1])):
-            for part in (0, 1):
-                sample = turn_cache.entries[keys[0]][1][layer][part]
-                block = sample.new_zeros(len(prompts), sample.shape[0], longest, sample.shape[-1])
-                for i, (key, r) in enumerate(zip(keys, reused, strict=True)):
-                    if r:
-                        block[i, :, longest - r :] = turn_cache.entries[key][1][layer][part][:, :r]
-                layers.append(block)
+        source = turn_cache.entries[keys[max(range(len(prompts)), key=reused.__getitem__)]][1]
+        shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1, max(reused))
+        if not self.share_prefix or shared < MIN_SHARED_PREFIX:
+            shared = 0
+        prefix = [(k[:, :shared], v[:, :shared]) for k, v in source] if shared else None
+        own = [max(r - shared, 0) for r in reused]  # cached ids past the shared prefix, per row
+        longest = max(own)
         cache = BufferedCache()
-        for layer in range(len(layers) // 2):
-            cache.update(layers[2 * layer], layers[2 * layer + 1], layer)
+        for layer in range(len(source)):
+            blocks = []
+            for part in (0, 1):
+                sample = source[layer][part]
+                block = sample.new_zeros(len(prompts), sample.shape[0], longest, sample.shape[-1])
+                for i, (key, n) in enumerate(zip(keys, own, strict=True)):
+                    if n:
+                        block[i, :, longest - n :] = turn_cache.entries[key][1][layer][part][
+                            :, shared : shared + n
+                        ]
+                blocks.append(block)
+            cache.update(*blocks, layer)
         cached_mask = torch.zeros(len(prompts), longest, dtype=torch.long, device=device)
-        for i, r in enumerate(reused):
-            cached_mask[i, longest - r :] = 1
+        for i, n in enumerate(own):
+            cached_mask[i, longest - n :] = 1
+        starts = [shared + n for n in own]
         input_ids, suffix_mask = self._left_padded(
-            [p[r:] for p, r in zip(prompts, reused, strict=True)], device
+            [p[s:] for p, s in zip(prompts, starts, strict=True)], device
         )
-        start = torch.tensor(reused, dtype=torch.long, device=device)[:, None]
+        start = torch.tensor(starts, dtype=torch.long, device=device)[:, None]
         # [N, S]; pads take the row's first new position (any valid one: they are masked)
         positions = torch.maximum(start + suffix_mask.cumsum(-1) - 1, start)
         attention_mask = torch.cat([cached_mask, suffix_mask], 1)
@@ -350,8 +364,9 @@ class TransformersBackend:
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
+            shared_prefix=prefix,
         ).last_hidden_state[:, -1]
-        return cache, attention_mask, positions[:, -1] + 1, head(hidden).float()
+        return cache, prefix, attention_mask, positions[:, -1] + 1, head(hidden).float()
 
     def _generate(
         self,
@@ -371,19 +386,23 @@ class TransformersBackend:
         if turn_cache is not None and any(
             turn_cache.reusable(k, p) for k, p in zip(keys, prompts, strict=True)
         ):
-            cache, attention_mask, next_pos, logits = self._prefill_from_turns(prompts, turn_cache, keys)
+            cache, prefix, attention_mask, next_pos, logits = self._prefill_from_turns(
+                prompts, turn_cache, keys
+            )
         else:
-            cache, attention_mask, next_pos, logits = self._prefill(prompts)
+            cache, prefix, attention_mask, next_pos, logits = self._prefill(prompts)
 
         def keep_turn(row: int, i: int) -> None:
             """Save row `row` (prompt `i`) of the batch's cache into `turn_cache`."""
             if turn_cache is None:
                 return
             valid = attention_mask[row].bool()
-            layers = [
-                (layer.keys[row][:, valid].clone(), layer.values[row][:, valid].clone())
-                for layer in cache.layers
-            ]
+            layers = [(layer.keys[row][:, valid], layer.values[row][:, valid]) for layer in cache.layers]
+            if prefix is not None:  # an entry holds the whole prompt, the shared prefix included
+                layers = [
+                    (torch.cat([pk, k], 1), torch.cat([pv, v], 1))
+                    for (pk, pv), (k, v) in zip(prefix, layers, strict=True)
+                ]
             turn_cache.entries[keys[i]] = ([*prompts[i], *tokens[i][:-1]], layers)
 
         tokens: list[list[int]] = [[] for _ in range(n)]
@@ -430,6 +449,7 @@ class TransformersBackend:
                 position_ids=next_pos[:, None],
                 past_key_values=cache,
                 use_cache=True,
+                shared_prefix=prefix,
             ).last_hidden_state[:, -1]
             logits = head(hidden).float()
             next_pos = next_pos + 1

@@ -19,6 +19,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,6 +257,39 @@ def set_adapter_weights(model, weights: dict[str, torch.Tensor]) -> None:
         for name, p in model.named_parameters():
             if name in weights:
                 p.copy_(weights[name])
+
+
+@contextmanager
+def lora_merged(model) -> Iterator[None]:
+    """Inside the block, `model`'s active LoRA adapter is merged into its base weights, so that a
+    forward runs one matmul per adapted layer instead of three and peft's extra Python (a sixth of
+    a decode step's time on the CPU); the base weights are copied back afterwards, exactly (W + BA
+    - BA is not W in floating point). For passes without gradients only (generation): no gradient
+    reaches the adapter through merged weights.
+
+    Nothing changes for a model without LoRA layers, with its adapter disabled or already merged,
+    or in another dtype than float32 (merged into bf16 weights, a small BA would be rounded away).
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    if not layers or any(
+        module.merged or module.disable_adapters or module.get_base_layer().weight.dtype != torch.float32
+        for module in layers
+    ):
+        yield
+        return
+    saved = []
+    try:
+        for module in layers:
+            saved.append(module.get_base_layer().weight.detach().clone())
+            module.merge(adapter_names=list(module.active_adapters))
+        yield
+    finally:
+        with torch.no_grad():
+            for module, weight in zip(layers, saved, strict=False):  # those saved so far
+                module.get_base_layer().weight.copy_(weight)
+                module.merged_adapters = []
 
 
 def load_policy(config: PolicyConfig):

@@ -14,6 +14,7 @@ from trainer.models import (
     default_cache_dir,
     load_base_model,
     load_policy,
+    lora_merged,
     pick_dtype,
 )
 from trainer.prompts import build_messages, encode_prompt, endpoint_docs, system_prompt
@@ -39,6 +40,33 @@ def test_lora_settings_reach_the_adapter():
     trainable = [name for name, p in policy.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name for name in trainable)
     assert len(trainable) == 2 * 2 * 2  # 2 layers x 2 modules x (A, B)
+
+
+def test_a_merged_adapter_gives_the_adapters_logits_and_leaves_the_base_weights_exactly_as_they_were():
+    torch.manual_seed(0)
+    policy, _ = load_policy(
+        PolicyConfig("tiny-random", LoraSettings(rank=4, target_modules=["q_proj", "up_proj"]))
+    )
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a fresh adapter is the identity; this one changes the logits
+    ids = torch.tensor([[5, 17, 300, 42, 9]])
+    base = {name: p.clone() for name, p in policy.named_parameters() if not p.requires_grad}
+    with torch.no_grad():
+        unmerged = policy(ids).logits
+        with policy.disable_adapter():
+            plain = policy(ids).logits
+        with lora_merged(policy):
+            assert any(p.ne(base[n]).any() for n, p in policy.named_parameters() if n in base)
+            merged = policy(ids).logits
+        after = policy(ids).logits
+    assert not torch.allclose(unmerged, plain, atol=1e-3)
+    assert torch.allclose(merged, unmerged, atol=1e-5)
+    assert all(torch.equal(p, base[n]) for n, p in policy.named_parameters() if n in base)
+    assert torch.equal(after, unmerged)  # the adapter runs unmerged again
+    with torch.no_grad(), policy.disable_adapter(), lora_merged(policy):  # a disabled adapter stays out
+        assert torch.equal(policy(ids).logits, plain)
 
 
 def test_a_local_model_folder_loads_like_a_hub_id(tmp_path):
