@@ -7,8 +7,11 @@ backend for GPU hosts can replace `TransformersBackend` without touching the loo
 `TransformersBackend` runs its own decode loop (not `model.generate`) so that it can: record the
 log-prob of every sampled token under the sampling temperature, stop each row at the end of its
 first complete JSON object, drop finished rows from the batch, and share work between prompts:
-the common prefix of the batch (the system prompt) is encoded once, identical prompts (the G
-samples of a group on their first turn) are encoded once, and their KV caches are repeated. Given
+the common prefix of the batch (the system prompt) is encoded once and kept once (each row's
+cache holds only its own tokens; `trainer.attention` attends to the prefix for every row),
+identical prompts (the G samples of a group on their first turn) are encoded once and their
+caches repeated, and a float32 LoRA adapter is merged into the weights for the duration
+(`models.lora_merged`). Given
 a `TurnCache`, it also keeps each row's KV cache after its turn, so that the next turn of the same
 episode (the same prompt, the reply and the observation appended) encodes only the new tokens:
 without it every turn re-encodes the whole conversation, most of a multi-turn episode's cost.
