@@ -86,13 +86,33 @@ AttentionInterface.register(SHARED_PREFIX_ATTENTION, _attention)
 AttentionMaskInterface.register(SHARED_PREFIX_ATTENTION, sdpa_mask)
 
 
+# Model types whose attention is Llama's (a key/value head serves consecutive query heads, no
+# softcapping), so that `_attention` computes what their own attention would.
+SHARED_PREFIX_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3"})
+
+
+def supports_shared_prefix(model) -> bool:
+    """Whether `model` can attend through `SHARED_PREFIX_ATTENTION`: a Llama-like attention with
+    every layer full (no sliding window, whose mask differs by layer) under SDPA or eager."""
+    config = _base(model).config
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    return (
+        config.model_type in SHARED_PREFIX_MODEL_TYPES
+        and layer_types == {"full_attention"}
+        and config._attn_implementation in ("sdpa", "eager")
+    )
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 @contextmanager
 def shared_prefix_attention(model) -> Iterator[None]:
     """Run `model` (a causal LM, or a peft model around one) under `SHARED_PREFIX_ATTENTION`
     inside the block, so that a decoder call given `shared_prefix=...` attends to it; without that
     keyword the attention is PyTorch's SDPA, as outside."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = base.config
+    config = _base(model).config
     before = config._attn_implementation
     config._attn_implementation = SHARED_PREFIX_ATTENTION
     try:

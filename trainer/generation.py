@@ -28,7 +28,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
-from trainer.attention import prefix_kv, shared_prefix_attention
+from trainer.attention import prefix_kv, shared_prefix_attention, supports_shared_prefix
 from trainer.logprobs import MIN_SHARED_PREFIX, base_modules, common_prefix_length, prefill_shared_prefix
 from trainer.models import lora_merged
 
@@ -224,7 +224,9 @@ class TurnCache:
 class TransformersBackend:
     """Batched sampling with a Hugging Face causal LM (optionally a peft model), CPU or CUDA.
 
-    `share_prefix=False` turns off prefix and duplicate-prompt sharing (for benchmarks/tests).
+    `share_prefix=False` turns off prefix and duplicate-prompt sharing (for benchmarks/tests); a
+    model whose attention `trainer.attention` cannot stand in for never shares
+    (`supports_shared_prefix`).
     """
 
     reuses_turns = True  # generate() takes a TurnCache (see run_episodes)
@@ -232,7 +234,7 @@ class TransformersBackend:
     def __init__(self, model, tokenizer, share_prefix: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.share_prefix = share_prefix
+        self.share_prefix = share_prefix and supports_shared_prefix(model)
         self.stats = GenerationStats()
         self._piece_cache: dict[int, str] = {}
         eos = set()

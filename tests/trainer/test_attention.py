@@ -2,7 +2,13 @@ import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from trainer.attention import SHARED_PREFIX_ATTENTION, _attention, shared_prefix_attention
+from trainer.attention import (
+    SHARED_PREFIX_ATTENTION,
+    _attention,
+    shared_prefix_attention,
+    supports_shared_prefix,
+)
+from trainer.generation import TransformersBackend
 
 
 class Layer(torch.nn.Module):
@@ -56,3 +62,11 @@ def test_the_shared_prefix_attention_is_switched_on_for_the_block_only(make_poli
     with shared_prefix_attention(policy):
         assert config._attn_implementation == SHARED_PREFIX_ATTENTION
     assert config._attn_implementation == before
+
+
+def test_a_model_with_sliding_window_layers_never_shares_a_prefix(make_policy, tokenizer):
+    policy = make_policy()
+    assert supports_shared_prefix(policy) and TransformersBackend(policy, tokenizer).share_prefix
+    config = policy.get_base_model().config
+    config.layer_types = ["sliding_attention", "full_attention"]
+    assert not supports_shared_prefix(policy) and not TransformersBackend(policy, tokenizer).share_prefix
