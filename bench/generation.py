@@ -3,14 +3,15 @@ system prompt) kept once against without sharing, in the same run.
 
     python bench/generation.py                                  # jira-workflows, 2 groups of 8
     python bench/generation.py --suite atlassian-core --new-tokens 64 --repeat 3
+    python bench/generation.py --tasks 14 --group-size 1         # an evaluation's batch instead
 
-The rows are what a GRPO iteration samples: two tasks (the suite's first two with an oracle
-solution), a group of G rows each. Turn 1 is the system prompt and the instruction; turn 2 adds
-the oracle's first action and the observation it got (rendered as the agent loop renders it),
-continuing each row's cached turn 1 (`TurnCache`) as the rollout loop does. SmolLM2-135M with a
-LoRA adapter on every linear layer (its B weights drawn at random, so that the adapter changes the
-logits), sampled at temperature 0.7 for a fixed number of new tokens (no JSON stop, so both ways
-generate the same count). Each way is timed `--repeat` times, alternately; the fastest is shown.
+The rows are what a GRPO iteration samples: two tasks (the suite's first two whose oracle
+solution takes two turns or more; `--tasks`), a group of G rows each. Turn 1 is the system
+prompt and the instruction; turn 2 adds the oracle's first action and the observation it got
+(rendered as the agent loop renders it), continuing each row's cached turn 1 (`TurnCache`) as
+the rollout loop does. SmolLM2-135M with a LoRA adapter on every linear layer (its B weights
+drawn at random, so that the adapter changes the logits), sampled at temperature 0.7 for a fixed
+number of new tokens (no JSON stop, so both ways generate the same count). Each way is timed `--repeat` times, alternately; the fastest is shown.
 
 - shared: `TransformersBackend(model, tokenizer)`, the trainer's backend;
 - unshared: `TransformersBackend(model, tokenizer, share_prefix=False)`: every row encodes and
@@ -51,7 +52,8 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--suite", default="jira-workflows")
-    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--tasks", type=int, default=2, help="tasks, one variant each")
+    parser.add_argument("--group-size", type=int, default=8, help="rows a task")
     parser.add_argument("--new-tokens", type=int, default=48, help="new tokens a row a turn")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
@@ -75,12 +77,8 @@ def main(argv=None) -> int:
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.01)
-    episodes, tasks = [], set()
-    for episode in oracle_episodes(args.suite, 1, tokenizer):
-        task = episode.instruction  # one variant per task: its instruction names it
-        if len(episode.turns) >= 2 and task not in tasks and len(episodes) < 2:
-            episodes.append(episode)
-            tasks.add(task)
+    # one train variant a task
+    episodes = [e for e in oracle_episodes(args.suite, 1, tokenizer) if len(e.turns) >= 2][: args.tasks]
     settings = SamplingSettings(max_new_tokens=args.new_tokens, temperature=0.7, stop_at_json=False, seed=1)
     ways = {
         "shared": TransformersBackend(model, tokenizer),
@@ -94,7 +92,7 @@ def main(argv=None) -> int:
             best[name] = min(best.get(name, (seconds, tokens)), (seconds, tokens))
     lengths = [[len(t.prompt_ids) for t in e.turns[:2]] for e in episodes]
     print(
-        f"{args.suite}: {len(episodes)} groups of {args.group_size}, prompt tokens per turn {lengths}, "
+        f"{args.suite}: {len(episodes)} tasks x {args.group_size} rows, prompt tokens per turn {lengths}, "
         f"{args.new_tokens} new tokens a row a turn, {model.dtype}, {args.threads} torch thread(s)"
     )
     for name, (seconds, tokens) in best.items():

@@ -277,19 +277,6 @@ class TransformersBackend:
         self.stats.seconds += time.perf_counter() - started
         return results
 
-    def _left_padded(self, rows: Sequence[Sequence[int]], device):
-        """(ids `[N, S]`, mask `[N, S]`) of token rows, left-padded: every row's last token is in
-        the last column."""
-        width = max(len(row) for row in rows)
-        input_ids = torch.full(
-            (len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long, device=device
-        )
-        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-        return input_ids, mask
-
     def _prefill(self, prompts: Sequence[Sequence[int]]):
         """Encode the prompts; returns (cache of the rows' own tokens `[N, ...]`, the batch's
         shared prefix (`trainer.attention`; None if none), attention mask over the rows' own
@@ -305,73 +292,77 @@ class TransformersBackend:
         shared = min(shared, min(len(p) for p in distinct) - 1)  # every row keeps >= 1 own token
         if shared < MIN_SHARED_PREFIX:
             shared = 0
-        prefix = (
-            prefix_kv(prefill_shared_prefix(decoder, distinct[0][:shared], 1, device)) if shared else None
-        )
-        cache = BufferedCache()
-        input_ids, attention_mask = self._left_padded([p[shared:] for p in distinct], device)
-        positions = (shared + attention_mask.cumsum(-1) - 1).clamp(min=shared)  # [U, S]
-        hidden = decoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            shared_prefix=prefix,
-        ).last_hidden_state[:, -1]  # [U, H]
-        logits = head(hidden).float()  # [U, V]
+        prefix = None
+        if shared:
+            prefix = prefix_kv(prefill_shared_prefix(decoder, distinct[0][:shared], 1, device))
+        rows = [(None, p[shared:], shared) for p in distinct]
+        cache, attention_mask, next_pos, logits = self._encode_rows(rows, prefix)
         index = torch.tensor(row_of, dtype=torch.long, device=device)
         cache.batch_select_indices(index)
-        return cache, prefix, attention_mask[index], positions[index, -1] + 1, logits[index]
+        return cache, prefix, attention_mask[index], next_pos[index], logits[index]
 
     def _prefill_from_turns(self, prompts: Sequence[Sequence[int]], turn_cache: TurnCache, keys: Sequence):
         """`_prefill` for rows that continue cached turns. The prompts' common prefix, as far as
         the longest-reused entry holds it, becomes the shared prefix (that entry's keys and
-        values); then row i's cached ids past it (up to `reused[i]`) come from its own entry
-        (left-padded to the longest), and the rest is encoded (left-padded again)."""
-        decoder, head = base_modules(self.model)
-        device = head.weight.device
+        values); row i's cached ids past it (up to `reused[i]`) come from its own entry, and the
+        rest is encoded."""
         reused = [turn_cache.reusable(key, prompt) for key, prompt in zip(keys, prompts, strict=True)]
         source = turn_cache.entries[keys[max(range(len(prompts)), key=reused.__getitem__)]][1]
         shared = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1, max(reused))
         if not self.share_prefix or shared < MIN_SHARED_PREFIX:
             shared = 0
         prefix = [(k[:, :shared], v[:, :shared]) for k, v in source] if shared else None
-        own = [max(r - shared, 0) for r in reused]  # cached ids past the shared prefix, per row
-        longest = max(own)
+        rows = []
+        for key, prompt, r in zip(keys, prompts, reused, strict=True):
+            end = max(r, shared)  # the row's cached ids past the shared prefix end here
+            own = None
+            if end > shared:
+                own = [(k[:, shared:end], v[:, shared:end]) for k, v in turn_cache.entries[key][1]]
+            rows.append((own, prompt[end:], end))
+        cache, attention_mask, next_pos, logits = self._encode_rows(rows, prefix)
+        return cache, prefix, attention_mask, next_pos, logits
+
+    def _encode_rows(self, rows, prefix):
+        """Encode each row's new ids after the shared `prefix` and its own cached keys and values,
+        one row at a time, so that no row runs padding (a turn's rows differ by hundreds of
+        tokens: an error observation against a page of search results). `rows`: (own per-layer
+        (keys, values) `[kv_heads, C, head_dim]` or None, new ids, position of the first new id).
+
+        Returns (the rows' own caches left-padded into one `[N, ...]`, attention mask `[N, K]`
+        over them, next positions `[N]`, last logits `[N, V]`)."""
+        decoder, head = base_modules(self.model)
+        device = head.weight.device
+        own_layers, last_hidden = [], []
+        for own, ids, start in rows:
+            row_cache = DynamicCache()
+            for layer, (keys, values) in enumerate(own or ()):
+                row_cache.update(keys[None], values[None], layer)
+            hidden = decoder(
+                input_ids=torch.tensor([ids], dtype=torch.long, device=device),
+                position_ids=torch.arange(start, start + len(ids), device=device)[None],
+                past_key_values=row_cache,
+                use_cache=True,
+                shared_prefix=prefix,
+            ).last_hidden_state
+            last_hidden.append(hidden[0, -1])
+            own_layers.append([(layer.keys[0], layer.values[0]) for layer in row_cache.layers])
+        widths = [layers[0][0].shape[1] for layers in own_layers]
+        longest = max(widths)
         cache = BufferedCache()
-        for layer in range(len(source)):
+        for layer in range(len(own_layers[0])):
             blocks = []
             for part in (0, 1):
-                sample = source[layer][part]
-                block = sample.new_zeros(len(prompts), sample.shape[0], longest, sample.shape[-1])
-                for i, (key, n) in enumerate(zip(keys, own, strict=True)):
-                    if n:
-                        block[i, :, longest - n :] = turn_cache.entries[key][1][layer][part][
-                            :, shared : shared + n
-                        ]
+                sample = own_layers[0][layer][part]
+                block = sample.new_zeros(len(rows), sample.shape[0], longest, sample.shape[-1])
+                for i, layers in enumerate(own_layers):
+                    block[i, :, longest - widths[i] :] = layers[layer][part]
                 blocks.append(block)
             cache.update(*blocks, layer)
-        cached_mask = torch.zeros(len(prompts), longest, dtype=torch.long, device=device)
-        for i, n in enumerate(own):
-            cached_mask[i, longest - n :] = 1
-        starts = [shared + n for n in own]
-        input_ids, suffix_mask = self._left_padded(
-            [p[s:] for p, s in zip(prompts, starts, strict=True)], device
-        )
-        start = torch.tensor(starts, dtype=torch.long, device=device)[:, None]
-        # [N, S]; pads take the row's first new position (any valid one: they are masked)
-        positions = torch.maximum(start + suffix_mask.cumsum(-1) - 1, start)
-        attention_mask = torch.cat([cached_mask, suffix_mask], 1)
-        hidden = decoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            shared_prefix=prefix,
-        ).last_hidden_state[:, -1]
-        return cache, prefix, attention_mask, positions[:, -1] + 1, head(hidden).float()
+        attention_mask = torch.zeros(len(rows), longest, dtype=torch.long, device=device)
+        for i, width in enumerate(widths):
+            attention_mask[i, longest - width :] = 1
+        next_pos = torch.tensor([start + len(ids) for _, ids, start in rows], dtype=torch.long, device=device)
+        return cache, attention_mask, next_pos, head(torch.stack(last_hidden)).float()
 
     def _generate(
         self,
