@@ -11,7 +11,8 @@ prompt and the instruction; turn 2 adds the oracle's first action and the observ
 (rendered as the agent loop renders it), continuing each row's cached turn 1 (`TurnCache`) as
 the rollout loop does. SmolLM2-135M with a LoRA adapter on every linear layer (its B weights
 drawn at random, so that the adapter changes the logits), sampled at temperature 0.7 for a fixed
-number of new tokens (no JSON stop, so both ways generate the same count). Each way is timed `--repeat` times, alternately; the fastest is shown.
+number of new tokens (no JSON stop, so both ways generate the same count). Each way is timed
+`--repeat` times, alternately; the fastest is shown.
 
 - shared: `TransformersBackend(model, tokenizer)`, the trainer's backend;
 - unshared: `TransformersBackend(model, tokenizer, share_prefix=False)`: every row encodes and
