@@ -32,7 +32,9 @@ SHARED_PREFIX_ATTENTION = "rlvr_shared_prefix"
 PrefixKV = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _attention(module, query, key, value, attention_mask, scaling=None, shared_prefix=None, **kwargs):
+def _attention(
+    module, query, key, value, attention_mask, scaling=None, shared_prefix: PrefixKV | None = None, **kwargs
+):
     """The attention function registered as `SHARED_PREFIX_ATTENTION` (HF's signature; `query`
     `[B, H, q, D]`, `key`/`value` `[B, kv_heads, S, D]` the rows' own tokens; returns `[B, q, H, D]`)."""
     if shared_prefix is None:
@@ -121,7 +123,7 @@ def shared_prefix_attention(model) -> Iterator[None]:
         config._attn_implementation = before
 
 
-def prefix_kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def prefix_kv(cache) -> PrefixKV:
     """The per-layer `(keys, values)` of a one-row KV cache (`prefill_shared_prefix(..., 1, ...)`),
     as `[kv_heads, P, head_dim]` tensors: the `shared_prefix` of a batch."""
     return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
