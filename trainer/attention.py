@@ -26,6 +26,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from trainer.logprobs import base_model
+
 SHARED_PREFIX_ATTENTION = "rlvr_shared_prefix"
 
 # One (keys, values) pair a layer, each `[kv_heads, P, head_dim]`.
@@ -96,7 +98,7 @@ SHARED_PREFIX_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3"})
 def supports_shared_prefix(model) -> bool:
     """Whether `model` can attend through `SHARED_PREFIX_ATTENTION`: a Llama-like attention with
     every layer full (no sliding window, whose mask differs by layer) under SDPA or eager."""
-    config = _base(model).config
+    config = base_model(model).config
     layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
     return (
         config.model_type in SHARED_PREFIX_MODEL_TYPES
@@ -105,16 +107,16 @@ def supports_shared_prefix(model) -> bool:
     )
 
 
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 @contextmanager
 def shared_prefix_attention(model) -> Iterator[None]:
     """Run `model` (a causal LM, or a peft model around one) under `SHARED_PREFIX_ATTENTION`
     inside the block, so that a decoder call given `shared_prefix=...` attends to it; without that
-    keyword the attention is PyTorch's SDPA, as outside."""
-    config = _base(model).config
+    keyword the attention is PyTorch's SDPA. A model `supports_shared_prefix` refuses keeps its
+    own attention (its softcapping or sliding windows are not SDPA's)."""
+    if not supports_shared_prefix(model):
+        yield
+        return
+    config = base_model(model).config
     before = config._attn_implementation
     config._attn_implementation = SHARED_PREFIX_ATTENTION
     try:

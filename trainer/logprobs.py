@@ -37,6 +37,11 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
     return length
 
 
+def base_model(model):
+    """The causal LM inside a peft wrapper, or `model` itself if it has none."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def base_modules(model):
     """(decoder, output head) of a causal LM, through a peft wrapper if there is one.
 
@@ -44,7 +49,7 @@ def base_modules(model):
     logits they need (a full `[N, S, V]` logits tensor is most of the memory of a forward).
     LoRA layers live inside these modules, so an active adapter (or `disable_adapter()`) applies.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return base.get_decoder(), base.get_output_embeddings()
 
 

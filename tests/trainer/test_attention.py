@@ -70,3 +70,5 @@ def test_a_model_with_sliding_window_layers_never_shares_a_prefix(make_policy, t
     config = policy.get_base_model().config
     config.layer_types = ["sliding_attention", "full_attention"]
     assert not supports_shared_prefix(policy) and not TransformersBackend(policy, tokenizer).share_prefix
+    with shared_prefix_attention(policy):
+        assert config._attn_implementation != SHARED_PREFIX_ATTENTION
