@@ -34,7 +34,7 @@ from experiments.environment import SimEnvironment, discard_worlds, oracle_trans
 from experiments.solvers import SolverError
 from trainer.evaluate import evaluate
 from trainer.generation import SamplingSettings, TransformersBackend
-from trainer.grpo import GRPOConfig, grpo_update, make_optimizer
+from trainer.grpo import GRPOConfig, continue_optimizer, grpo_update, make_optimizer
 from trainer.models import (
     DEFAULT_MODEL,
     LORA_MODULES,
@@ -705,7 +705,6 @@ def sft_phase(policy: Policy, demos, config: TrainConfig, record, out_of_time, e
         )
         if history["steps"]:
             record({"phase": "sft", **history, "epoch": epoch + history["demonstrations"] / len(demos)})
-    policy.optimizer = None
 
 
 class IterationSampler:
@@ -795,7 +794,9 @@ def grpo_phase(
     its training seconds (``elapsed()`` before and after each; with the mean, a 140 s iteration
     began at 1,709 s of a 1,800 s budget)."""
     grpo = config.grpo()
-    policy.optimizer = make_optimizer(policy.model, grpo.learning_rate, grpo.weight_decay)
+    policy.optimizer = continue_optimizer(
+        policy.optimizer, policy.model, grpo.learning_rate, grpo.weight_decay
+    )
     # The KL's reference is the policy GRPO starts from: after SFT (or from --checkpoint-in) that
     # adapter; a fresh adapter starts as the base model, which disabling the adapter gives.
     started_trained = config.uses_sft or config.checkpoint_in

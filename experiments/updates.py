@@ -72,7 +72,7 @@ def train_update(experiment, iteration, version):
     from experiments.models import Checkpoint, MetricPoint
     from experiments.training import train_step
     from trainer.checkpoints import save_checkpoint
-    from trainer.grpo import make_optimizer
+    from trainer.grpo import continue_optimizer, make_optimizer
 
     config = experiment_config(experiment)
     spec = experiment.suite.spec()
@@ -80,10 +80,12 @@ def train_update(experiment, iteration, version):
     policy, entry = worker_policy(experiment, version - 1, config, system)
     settings = config.sft() if iteration.phase == "sft" else config.grpo()
     policy.optimizer = make_optimizer(policy.model, settings.learning_rate, settings.weight_decay)
-    if version > 1 and experiment.phase(version - 1) == iteration.phase:
-        previous = local_checkpoint(experiment.pk, version - 1) + ".optimizer.pt"
-        if os.path.exists(previous):
-            policy.optimizer.load_state_dict(torch.load(previous, weights_only=True))
+    previous = local_checkpoint(experiment.pk, version - 1) + ".optimizer.pt" if version > 1 else None
+    if previous and os.path.exists(previous):
+        # The moments go on from one version to the next, across SFT -> GRPO too (as in the
+        # headless run); the rate and decay are this phase's.
+        policy.optimizer.load_state_dict(torch.load(previous, weights_only=True))
+        continue_optimizer(policy.optimizer, policy.model, settings.learning_rate, settings.weight_decay)
     entry["loaded"] = None  # the update changes the cached adapter in place
     if iteration.phase == "sft":
         metrics = sft_epoch(policy, experiment, spec, config, settings, iteration.index)

@@ -92,6 +92,24 @@ def make_optimizer(model, learning_rate: float, weight_decay: float = 0.0) -> to
     return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
 
 
+def continue_optimizer(
+    optimizer, model, learning_rate: float, weight_decay: float = 0.0
+) -> torch.optim.AdamW:
+    """``optimizer`` (the SFT phase's, its moments kept) at GRPO's learning rate and weight decay,
+    or a new one (``make_optimizer``) when there is none.
+
+    A fresh AdamW's first steps move every weight by about the learning rate, whatever its
+    gradient (the first step is m / sqrt(v) = g / |g|): GRPO's first handful of updates, each
+    from the gradient of a few noisy groups, then nudge all of the adapter alike. Continuing the
+    SFT phase's second moments scales each weight's step by how large its gradients have been.
+    """
+    if optimizer is None:
+        return make_optimizer(model, learning_rate, weight_decay)
+    for group in optimizer.param_groups:
+        group["lr"], group["weight_decay"] = learning_rate, weight_decay
+    return optimizer
+
+
 def group_advantages(rewards: torch.Tensor, normalize_std: bool = True, eps: float = 1e-4) -> torch.Tensor:
     """Group-relative advantages. `rewards`: `[K, G]` (K groups of G samples) -> `[K, G]`.
 

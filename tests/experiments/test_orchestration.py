@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from experiments.models import Checkpoint, Episode, Experiment, Iteration, MetricPoint, Step
-from experiments.policies import experiment_config, experiment_system_prompt, worker_policy
+from experiments.policies import experiment_config, experiment_system_prompt, local_checkpoint, worker_policy
 from experiments.services import (
     ExperimentError,
     cancel_experiment,
@@ -180,6 +180,12 @@ def test_sft_then_grpo_trains_on_demonstrations_first_then_samples(make_user, su
     sft = dict(MetricPoint.objects.filter(experiment=experiment, iteration=1).values_list("name", "value"))
     assert sft["loss"] > 0 and sft["demonstrations"] == 2
     assert set(Episode.objects.filter(experiment=experiment).values_list("policy_version", flat=True)) == {1}
+    # GRPO went on with the SFT epoch's Adam moments, at GRPO's own learning rate
+    sft_state, grpo_state = (
+        torch.load(local_checkpoint(experiment.pk, v) + ".optimizer.pt", weights_only=True) for v in (1, 2)
+    )
+    assert sft_state["state"] and grpo_state["state"][0]["step"] >= sft_state["state"][0]["step"] > 0
+    assert grpo_state["param_groups"][0]["lr"] == experiment_config(experiment).grpo().learning_rate
 
 
 @pytest.mark.django_db

@@ -244,6 +244,35 @@ def test_a_group_whose_rewards_differ_updates_the_adapter():
     assert not World.objects.filter(is_template=False).exists()
 
 
+def test_grpo_after_sft_goes_on_with_the_sft_phases_optimizer_at_its_own_rate(tmp_path, monkeypatch):
+    seen = {}
+    grpo_phase = training.grpo_phase
+
+    def watched(policy, *args, **kwargs):
+        seen["after_sft"] = policy.optimizer
+        seen["sft_steps"] = max(state["step"] for state in policy.optimizer.state.values())
+        grpo_phase(policy, *args, **kwargs)
+        seen["grpo"] = policy.optimizer
+
+    monkeypatch.setattr(training, "grpo_phase", watched)
+    train(
+        tmp_path,
+        "--algo",
+        "sft+grpo",
+        "--sft-epochs",
+        "1",
+        "--iterations",
+        "1",
+        "--group-size",
+        "2",
+        "--learning-rate",
+        "3e-5",
+    )
+
+    assert seen["grpo"] is seen["after_sft"] and seen["sft_steps"] >= 1  # the SFT moments kept
+    assert {group["lr"] for group in seen["grpo"].param_groups} == {3e-5}
+
+
 @pytest.mark.parametrize(("algo", "reference"), [("sft+grpo", "the SFT policy"), ("grpo", "the base model")])
 def test_grpos_kl_is_to_the_policy_it_started_from(algo, reference):
     spec = load_suite_spec(str(SUITE))
@@ -355,7 +384,7 @@ def test_grpo_begins_no_iteration_the_longest_so_far_says_would_end_past_the_bud
 
     monkeypatch.setattr(training, "sample_groups", sample)
     monkeypatch.setattr(training, "train_step", update)
-    monkeypatch.setattr(training, "make_optimizer", lambda *args: None)
+    monkeypatch.setattr(training, "continue_optimizer", lambda *args: None)
     config = TrainConfig(algo="grpo", iterations=10, time_budget=200.0)
     entries = []
     train_variants = [SimpleNamespace(key=f"v{i}") for i in range(3)]

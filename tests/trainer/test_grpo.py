@@ -8,6 +8,7 @@ from trainer.grpo import (
     GRPOConfig,
     build_samples,
     clipped_token_loss,
+    continue_optimizer,
     episode_samples,
     group_advantages,
     grpo_iteration,
@@ -226,6 +227,35 @@ def test_grpo_raises_the_likelihood_of_high_reward_samples(fixed_batch):
         grpo_update(policy, optimizer, [group], GRPOConfig(epsilon=10.0))
     change = total_logprobs() - before
     assert change[0] > 0 > change[1] and change[0] > change[3]
+
+
+def test_a_continued_optimizer_scales_each_weights_step_by_its_past_gradients():
+    def one_step_after(history):
+        """A two-weight model trained ``history`` steps at 1e-2 (SFT: the first weight's gradients
+        large, then, converged, both small), then one step of gradient [1e-3, 1e-3] at 1e-4."""
+        model = torch.nn.Linear(2, 1, bias=False)
+        optimizer = make_optimizer(model, learning_rate=1e-2)
+        for n in range(history):
+            model.weight.grad = torch.tensor([[1.0 if n < history // 2 else 1e-3, 1e-3]])
+            optimizer.step()
+        optimizer = continue_optimizer(optimizer if history else None, model, learning_rate=1e-4)
+        before = model.weight.detach().clone()
+        model.weight.grad = torch.tensor([[1e-3, 1e-3]])
+        optimizer.step()
+        (weights,) = optimizer.param_groups[0]["params"]
+        return (
+            optimizer.param_groups[0]["lr"],
+            optimizer.state[weights]["step"],
+            (weights.detach() - before).abs()[0],
+        )
+
+    # a fresh AdamW's first step moves every weight by the rate, however small its gradient
+    rate, steps, moved = one_step_after(0)
+    assert rate == 1e-4 and steps == 1 and moved.tolist() == pytest.approx([1e-4, 1e-4], rel=1e-3)
+    # continued, the weight whose gradients were large moves little on a small one
+    rate, steps, moved = one_step_after(60)
+    assert rate == 1e-4 and steps == 61
+    assert moved[0] < 1e-4 / 10 < moved[1]
 
 
 def test_an_update_of_only_zero_variance_groups_trains_nothing(fixed_batch):
