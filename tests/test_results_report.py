@@ -25,7 +25,8 @@ def report(algo, before, after, rewards):
         },
         "iterations": [
             (
-                {"phase": "sft", "epoch": 1.5}  # stopped by the budget halfway through its second epoch
+                # stopped by the budget halfway through its second epoch, 900 tokens trained in 20 s
+                {"phase": "sft", "epoch": 1.5, "tokens": 900, "seconds": 20.0}
                 if algo.startswith("sft") and i == 0
                 else {"phase": "grpo"}
             )
@@ -64,8 +65,8 @@ def test_the_table_shows_each_runs_held_out_reward_and_leaves_out_missing_runs(r
     assert "before training: held-out reward 0.050" in text
     assert "--reply-prefix '{\"'" in text
     assert "SFT + GRPO: its own starting point" not in text  # shared the base evaluation
-    assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 | 2 |" in text
-    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 | 2 |" in text
+    assert "| prompted base | 0.080 | 0.040 | 0 | 0 | 0 | 2 | - |" in text
+    assert "| SFT + GRPO | 0.960 | 0.480 | 20 | 1.5 | 1 | 2 | 45.0 |" in text  # the machine's speed
     assert "SFT + GRPO: after its SFT phase, held-out reward 0.810, success 0.500." in text
     assert "training budget 60 s a run" in text
     assert "| SFT only |" not in text and "Not run in this round: SFT only." in text  # no report, no row
