@@ -197,8 +197,9 @@ class TrainConfig:
 
 
 def load_suite_spec(name: str):
-    """A SuiteSpec: a stored suite by name (the built-in suites are loaded on first use), or a
-    suite YAML file by path (read, not stored)."""
+    """A SuiteSpec: a stored suite by name, or a suite YAML file by path (read, not stored). The
+    built-in suites are stored first where new or changed, as ``bootstrap`` does, so a run never
+    trains on an older copy of a shipped file than the one in the checkout."""
     from experiments.builtin import load_builtin_suites
     from experiments.models import TaskSuite
     from experiments.suites import load_suite
@@ -206,10 +207,8 @@ def load_suite_spec(name: str):
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_suite(path.read_text())
+    load_builtin_suites()
     stored = TaskSuite.objects.filter(name=name).first()
-    if stored is None:
-        load_builtin_suites()
-        stored = TaskSuite.objects.filter(name=name).first()
     if stored is None:
         known = ", ".join(TaskSuite.objects.values_list("name", flat=True)) or "none"
         raise TrainingError(f"no suite named {name!r} (stored suites: {known}); or give a suite file")

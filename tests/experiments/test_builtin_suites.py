@@ -7,6 +7,7 @@ and its figures are in docs/suites.md.
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 
@@ -16,7 +17,10 @@ from django.core.management import call_command
 from experiments import builtin
 from experiments.models import TaskSuite
 from experiments.suites import load_suite
+from experiments.training import demonstrations, load_suite_spec, suite_system_prompt
 from experiments.variants import draw_variants
+from trainer.models import load_tokenizer
+from trainer.prompts import OBSERVATION_TOKENS, render_observation
 
 SUITES = {path.stem: load_suite(path.read_text()) for path in builtin.builtin_suite_files()}
 CORE_FAMILIES = {
@@ -132,3 +136,39 @@ def test_every_variant_of_each_built_in_suite_passes_its_check(acme, suite, caps
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].endswith(" passed, 0 failed")
     assert not [line for line in lines if "saturated" in line]
+
+
+def test_a_training_run_reads_the_shipped_file_not_an_older_stored_copy(tmp_path, monkeypatch, db):
+    for path in builtin.builtin_suite_files():
+        shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setattr(builtin, "BUILTIN_DIR", tmp_path)
+    assert load_suite_spec("jira-workflows").version == 1
+
+    workflows = tmp_path / "jira-workflows.yaml"
+    workflows.write_text(workflows.read_text().replace("version: 1", "version: 2", 1))
+    assert load_suite_spec("jira-workflows").version == 2
+
+
+IDS = re.compile(r"712020:[0-9a-f-]+|\b\d{5,}\b")  # account ids, issue and page ids
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_held_out_demonstrations_use_no_id_the_model_cannot_see(acme, suite):
+    """Every account, issue or page id a held-out demonstration sends has been shown to the model
+    (system prompt, instruction, an earlier observation as rendered) or is one that train
+    demonstrations teach too: otherwise SFT can only learn to guess it, as append-to-page's page
+    id and reassign-open-issues' owner id once had it do."""
+    builtin.load_builtin_suites()
+    spec = load_suite_spec(suite)
+    tokenizer = load_tokenizer("tiny-random")
+    system = suite_system_prompt(spec, scope="used")
+    train_text = "".join(text for t in demonstrations(spec, "train", per_task=4)[0] for text, _ in t.turns)
+    unseen = []
+    for transcript in demonstrations(spec, "test", per_task=2)[0]:
+        shown = system + transcript.instruction
+        for text, observation in transcript.turns:
+            known = shown + train_text
+            unseen += [f"{transcript.instruction}: {i}" for i in IDS.findall(text) if i not in known]
+            if observation is not None:
+                shown += render_observation(observation, tokenizer, OBSERVATION_TOKENS)
+    assert unseen == []
