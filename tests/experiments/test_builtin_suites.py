@@ -158,7 +158,6 @@ def test_held_out_demonstrations_use_no_id_the_model_cannot_see(acme, suite):
     (system prompt, instruction, an earlier observation as rendered) or is one that train
     demonstrations teach too: otherwise SFT can only learn to guess it, as append-to-page's page
     id and reassign-open-issues' owner id once had it do."""
-    builtin.load_builtin_suites()
     spec = load_suite_spec(suite)
     tokenizer = load_tokenizer("tiny-random")
     system = suite_system_prompt(spec, scope="used")
