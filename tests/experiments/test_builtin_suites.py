@@ -17,10 +17,14 @@ from django.core.management import call_command
 from experiments import builtin
 from experiments.models import TaskSuite
 from experiments.suites import load_suite
-from experiments.training import demonstrations, load_suite_spec, suite_system_prompt
+from experiments.training import (
+    demonstrations,
+    load_suite_spec,
+    suite_system_prompt,
+    transcript_messages,
+)
 from experiments.variants import draw_variants
 from trainer.models import load_tokenizer
-from trainer.prompts import OBSERVATION_TOKENS, render_observation
 
 SUITES = {path.stem: load_suite(path.read_text()) for path in builtin.builtin_suite_files()}
 CORE_FAMILIES = {
@@ -164,10 +168,12 @@ def test_held_out_demonstrations_use_no_id_the_model_cannot_see(acme, suite):
     train_text = "".join(text for t in demonstrations(spec, "train", per_task=4)[0] for text, _ in t.turns)
     unseen = []
     for transcript in demonstrations(spec, "test", per_task=2)[0]:
-        shown = system + transcript.instruction
-        for text, observation in transcript.turns:
-            known = shown + train_text
-            unseen += [f"{transcript.instruction}: {i}" for i in IDS.findall(text) if i not in known]
-            if observation is not None:
-                shown += render_observation(observation, tokenizer, OBSERVATION_TOKENS)
+        shown = ""  # what the model has read before each action, rendered as in an episode
+        for message in transcript_messages(transcript, system, tokenizer):
+            if message["role"] == "assistant":
+                ids = IDS.findall(message["content"])
+                unseen += [
+                    f"{transcript.instruction}: {i}" for i in ids if i not in shown and i not in train_text
+                ]
+            shown += message["content"]
     assert unseen == []
